@@ -1,0 +1,24 @@
+/**
+ * The `droptailer` command: one executable, a subcommand per role.
+ */
+import { NodeRuntime, NodeServices } from "@effect/platform-node"
+import { Effect } from "effect"
+import { Command } from "effect/cli"
+import packageJson from "../../package.json" with { type: "json" }
+import { certsCommand } from "./CertsCommand.ts"
+import { clientCommand } from "./ClientCommand.ts"
+import { parseCommand } from "./ParseCommand.ts"
+import { serverCommand } from "./ServerCommand.ts"
+
+const droptailer = Command.make("droptailer").pipe(
+  Command.withDescription(
+    "Firewall drop/accept logs from the systemd journal, shipped over gRPC with mutual TLS, enriched from Kubernetes"
+  ),
+  Command.withSubcommands([parseCommand, clientCommand, serverCommand, certsCommand])
+)
+
+droptailer.pipe(
+  Command.run({ version: packageJson.version }),
+  Effect.provide(NodeServices.layer),
+  NodeRuntime.runMain
+)
