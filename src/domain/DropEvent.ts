@@ -7,12 +7,19 @@
  */
 import { Schema, SchemaGetter } from "effect"
 
+// The date-and-second part of the last timestamp formatted: events come in bursts within one
+// second, and `Date#toISOString` is the costliest step of a JSON line.
+let cachedSecond = Number.NaN
+let cachedPrefix = ""
+
 /** Epoch microseconds <-> `2026-11-27T14:02:10.123456Z`. */
 export const formatTimestamp = (micros: number): string => {
-  const ms = Math.floor(micros / 1000)
-  const iso = new Date(ms).toISOString() // 2026-11-27T14:02:10.123Z
-  const frac = String(micros - ms * 1000).padStart(3, "0")
-  return `${iso.slice(0, 23)}${frac}Z`
+  const second = Math.floor(micros / 1_000_000)
+  if (second !== cachedSecond) {
+    cachedPrefix = new Date(second * 1000).toISOString().slice(0, 20) // 2026-11-27T14:02:10.
+    cachedSecond = second
+  }
+  return `${cachedPrefix}${String(micros - second * 1_000_000).padStart(6, "0")}Z`
 }
 
 const timestampPattern = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z$/
@@ -74,9 +81,13 @@ export const IpHeader = Schema.Struct({
   ttl: Schema.optionalKey(Schema.Int), // IPv4 TTL or IPv6 HOPLIMIT
   tos: Schema.optionalKey(Schema.String), // IPv4 TOS, as logged (0x..)
   precedence: Schema.optionalKey(Schema.String), // IPv4 PREC
-  id: Schema.optionalKey(Schema.Int), // IPv4 ID, IPv6 fragment id
-  /** CE, DF, MF (IPv4); FRAG/extension header names for IPv6 as logged. */
+  id: Schema.optionalKey(Schema.Int), // IPv4 ID, IPv6 fragment identification (ID:hex)
+  /**
+   * In this order: CE, DF, MF (IPv4; MF also for an IPv6 fragment header with more to come),
+   * then FRAG, AH, ESP for IPv6 extension headers the kernel logged.
+   */
   flags: Schema.optionalKey(Schema.Array(Schema.String)),
+  /** As logged: IPv4 `FRAG:N` in 8-byte units, IPv6 `FRAG:N` in bytes. */
   fragmentOffset: Schema.optionalKey(Schema.Int),
   options: Schema.optionalKey(Schema.String), // OPT (...) hex
   trafficClass: Schema.optionalKey(Schema.String), // IPv6 TC
@@ -135,7 +146,10 @@ export const DropEvent = Schema.Struct({
   action: Action,
   /** The firewall host the line came from (journal `_HOSTNAME`, or the client's origin host). */
   host: Schema.String,
-  /** TCP, UDP, UDPLITE, SCTP, ICMP, ICMPv6, ESP, AH, ARP, or the number the kernel logged. */
+  /**
+   * TCP, UDP, UDPLITE, ICMP, ICMPv6, ESP, AH, ARP, or the number the kernel logged (SCTP is 132);
+   * "" for a line without PROTO (a frame of another family: only MAC).
+   */
   protocol: Schema.String,
   src: Endpoint,
   dst: Endpoint,

@@ -1,0 +1,85 @@
+/**
+ * classify + parse throughput on one core, over a realistic mix of journal kernel messages:
+ * mostly IPv4 TCP/UDP drops, some ICMP (with inner packets), IPv6, accepts, and kernel lines that
+ * are not ours (skipped by classify). Target: >= 1M lines/s.
+ *
+ *     npx node bench/parse.ts [seconds]
+ */
+import { defaultPrefixes, parseLine } from "../src/domain/Parser.ts"
+
+const target = 1_000_000
+const seconds = Number(process.argv[2] ?? 3)
+
+// Lines as this kernel printed them (see test/domain/lines.ts), with varied addresses and ports.
+const templates: ReadonlyArray<readonly [weight: number, make: (i: number) => string]> = [
+  [40, (i) =>
+    `nftables-metal-dropped: IN=vrf09 OUT= MAC=12:99:fd:3b:ce:f8:1a:ae:e9:a7:95:50:08:00 SRC=${(i * 7) & 255}.${i & 255}.${(i >> 8) & 255}.4 DST=212.34.89.87 LEN=40 TOS=0x00 PREC=0x00 TTL=238 ID=${i & 65535} PROTO=TCP SPT=${1024 + (i % 60000)} DPT=445 WINDOW=1024 RES=0x00 SYN URGP=0 `],
+  [20, (i) =>
+    `nftables-metal-dropped: IN=vrf09 OUT= MAC=12:99:fd:3b:ce:f8:1a:ae:e9:a7:95:50:08:00 SRC=10.${i & 255}.3.${(i >> 3) & 255} DST=10.0.0.53 LEN=71 TOS=0x00 PREC=0x00 TTL=63 ID=${i & 65535} DF PROTO=UDP SPT=${1024 + (i % 60000)} DPT=53 LEN=51 `],
+  [5, (i) =>
+    `nftables-metal-dropped: IN=lo OUT= MAC=00:00:00:00:00:00:00:00:00:00:00:00:08:00 SRC=127.0.0.1 DST=127.0.0.1 LEN=58 TOS=0x00 PREC=0xC0 TTL=64 ID=${i & 65535} PROTO=ICMP TYPE=3 CODE=3 [SRC=127.0.0.1 DST=127.0.0.1 LEN=30 TOS=0x00 PREC=0x00 TTL=64 ID=636 DF PROTO=UDP SPT=57515 DPT=54329 LEN=10 ] `],
+  [5, (i) =>
+    `nftables-metal-dropped: IN=vrf09 OUT= MAC=00:00:00:00:00:00:02:42:ac:11:00:02:08:00 SRC=192.0.2.${i & 255} DST=127.0.0.9 LEN=84 TOS=0x00 PREC=0x00 TTL=64 ID=4242 DF PROTO=ICMP TYPE=8 CODE=0 ID=${i & 65535} SEQ=7 `],
+  [10, (i) =>
+    `nftables-metal-dropped: IN=vrf09 OUT= MAC=00:00:00:00:00:00:00:00:00:00:00:00:86:dd SRC=2001:0db8:0000:0000:0000:0000:0000:${(i & 0xffff).toString(16).padStart(4, "0")} DST=2001:0db8:0001:0000:0000:0000:0000:0001 LEN=80 TC=0 HOPLIMIT=64 FLOWLBL=744351 PROTO=TCP SPT=${1024 + (i % 60000)} DPT=443 WINDOW=65476 RES=0x00 SYN URGP=0 `],
+  [10, (i) =>
+    `nftables-metal-accepted: IN=vrf10 OUT=vrf11 MAC=12:99:fd:3b:ce:f8:1a:ae:e9:a7:95:50:08:00 SRC=5.6.7.${i & 255} DST=8.7.6.5 LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=${i & 65535} DF PROTO=TCP SPT=${1024 + (i % 60000)} DPT=443 WINDOW=64240 RES=0x00 SYN URGP=0 `],
+  [10, (i) => `systemd-journald[123]: Received client request to flush runtime journal. ${i}`]
+]
+
+const lines: Array<string> = []
+for (let i = 0; lines.length < 100_000; i++) {
+  // through a Buffer, as journal lines arrive: flat strings, not the rope a template literal makes
+  for (const [weight, make] of templates) {
+    for (let k = 0; k < weight; k++) lines.push(Buffer.from(make(i * 100 + k)).toString("utf8"))
+  }
+}
+// shuffle deterministically so the branch predictor sees a mix
+for (let i = lines.length - 1, seed = 42; i > 0; i--) {
+  seed = (seed * 1103515245 + 12345) & 0x7fffffff
+  const j = seed % (i + 1)
+  ;[lines[i], lines[j]] = [lines[j]!, lines[i]!]
+}
+
+const context = { timestamp: 1795790134013717, host: "fw-1" }
+let sink = 0
+const run = (count: number): void => {
+  for (let i = 0; i < count; i++) {
+    const r = parseLine(lines[i % lines.length]!, defaultPrefixes, context)
+    if (r._tag === "Event") sink += r.event.src.port ?? 1
+  }
+}
+
+/** Calibration: one charCodeAt pass over each line, the least any tokenizer in JS must do. */
+const touch = (count: number): number => {
+  let x = 0
+  for (let i = 0; i < count; i++) {
+    const line = lines[i % lines.length]!
+    for (let j = 0; j < line.length; j++) x = (x + line.charCodeAt(j)) | 0
+  }
+  return x
+}
+touch(300_000)
+const touchStart = performance.now()
+sink += touch(1_000_000)
+const touchNs = (performance.now() - touchStart) * 1e6 / 1_000_000
+
+run(300_000) // warm-up: let V8 optimise
+const deadline = performance.now() + seconds * 1000
+let done = 0
+const start = performance.now()
+while (performance.now() < deadline) {
+  run(50_000)
+  done += 50_000
+}
+const elapsed = (performance.now() - start) / 1000
+const perSecond = done / elapsed
+console.log(`parse: ${done} lines in ${elapsed.toFixed(2)} s`)
+console.log(`  ${Math.round(perSecond).toLocaleString("en-US")} lines/s, ${(1e9 / perSecond).toFixed(0)} ns/line`)
+console.log(`  ${(perSecond / target).toFixed(2)}x the ${target.toLocaleString("en-US")} lines/s target`)
+const meanLength = lines.reduce((n, l) => n + l.length, 0) / lines.length
+console.log(
+  `  calibration: reading every character once costs ${touchNs.toFixed(0)} ns/line here (mean ${
+    meanLength.toFixed(0)
+  } chars); parse = ${(1e9 / perSecond / touchNs).toFixed(1)}x that (sink ${sink % 7})`
+)

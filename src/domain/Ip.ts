@@ -1,0 +1,160 @@
+/**
+ * Canonical IP text, so the firewall's addresses and the cluster's match as strings.
+ *
+ * The kernel logs IPv6 uncompressed (`%pI6`: `2001:0db8:0000:...`), Kubernetes stores it
+ * compressed; both become RFC 5952 text here (lowercase, leading zeros dropped, the first longest
+ * run of two or more zero groups as `::`). IPv4-mapped addresses use the mixed notation RFC 5952
+ * section 5 recommends (`::ffff:1.2.3.4`, as node:net / inet_ntop print them). Pure and
+ * allocation-light: the parser calls it twice per IPv6 line.
+ */
+
+const hexValue = (code: number): number => {
+  if (code >= 48 && code <= 57) return code - 48 // 0-9
+  if (code >= 97 && code <= 102) return code - 87 // a-f
+  if (code >= 65 && code <= 70) return code - 55 // A-F
+  return -1
+}
+
+/** Dotted quad at `text[from..]` into two 16-bit groups; false when it is not one. */
+const parseEmbeddedIpv4 = (text: string, from: number, groups: Array<number>, at: number): boolean => {
+  let octet = 0
+  let digits = 0
+  let count = 0
+  const bytes = [0, 0, 0, 0]
+  for (let i = from; i <= text.length; i++) {
+    const code = i < text.length ? text.charCodeAt(i) : 46
+    if (code === 46) {
+      if (digits === 0 || count > 3) return false
+      bytes[count++] = octet
+      octet = 0
+      digits = 0
+    } else if (code >= 48 && code <= 57) {
+      if (digits > 0 && octet === 0) return false // no leading zeros
+      octet = octet * 10 + code - 48
+      if (octet > 255 || ++digits > 3) return false
+    } else return false
+  }
+  if (count !== 4) return false
+  groups[at] = bytes[0]! * 256 + bytes[1]!
+  groups[at + 1] = bytes[2]! * 256 + bytes[3]!
+  return true
+}
+
+/** The eight 16-bit groups of an IPv6 address (any valid text form), or undefined. */
+export const parseIpv6 = (text: string): Array<number> | undefined => {
+  const length = text.length
+  if (length < 2 || length > 45) return undefined
+  const groups: Array<number> = []
+  let gap = -1 // index in groups where "::" stands
+  let i = 0
+  if (text.charCodeAt(0) === 58) {
+    if (text.charCodeAt(1) !== 58) return undefined
+    gap = 0
+    i = 2
+    if (i === length) return [0, 0, 0, 0, 0, 0, 0, 0]
+  }
+  while (i < length) {
+    let value = 0
+    let digits = 0
+    const start = i
+    while (i < length) {
+      const h = hexValue(text.charCodeAt(i))
+      if (h < 0) break
+      value = value * 16 + h
+      if (++digits > 4) return undefined
+      i++
+    }
+    if (i < length && text.charCodeAt(i) === 46) {
+      // trailing dotted IPv4 (e.g. ::ffff:1.2.3.4)
+      if (groups.length > 6 || !parseEmbeddedIpv4(text, start, groups, groups.length)) return undefined
+      i = length
+      break
+    }
+    if (digits === 0) return undefined
+    groups.push(value)
+    if (i === length) break
+    if (text.charCodeAt(i) !== 58) return undefined
+    i++
+    if (i < length && text.charCodeAt(i) === 58) {
+      if (gap >= 0) return undefined
+      gap = groups.length
+      i++
+    } else if (i === length) return undefined // trailing single colon
+  }
+  if (gap >= 0) {
+    if (groups.length > 7) return undefined
+    const fill = 8 - groups.length
+    groups.splice(gap, 0, ...new Array<number>(fill).fill(0))
+  } else if (groups.length !== 8) return undefined
+  return groups
+}
+
+/** RFC 5952 text of eight 16-bit groups. */
+export const formatIpv6 = (groups: ReadonlyArray<number>): string => {
+  if (
+    groups[0] === 0 && groups[1] === 0 && groups[2] === 0 && groups[3] === 0 && groups[4] === 0 &&
+    groups[5] === 0xffff
+  ) {
+    const high = groups[6]!
+    const low = groups[7]!
+    return `::ffff:${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`
+  }
+  let bestStart = -1
+  let bestLength = 1 // a single zero group is never compressed
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== 0) {
+      i++
+      continue
+    }
+    let j = i
+    while (j < 8 && groups[j] === 0) j++
+    if (j - i > bestLength) {
+      bestStart = i
+      bestLength = j - i
+    }
+    i = j
+  }
+  let out = ""
+  for (let i = 0; i < 8; i++) {
+    if (i === bestStart) {
+      out += "::"
+      i += bestLength - 1
+      continue
+    }
+    if (out.length > 0 && !out.endsWith(":")) out += ":"
+    out += groups[i]!.toString(16)
+  }
+  return out
+}
+
+/** The kernel's `%pI6` form: exactly eight groups of four hex digits. */
+const isKernelIpv6 = (text: string): boolean => {
+  if (text.length !== 39) return false
+  for (let i = 4; i < 39; i += 5) if (text.charCodeAt(i) !== 58) return false
+  return true
+}
+
+const formatKernelIpv6 = (text: string): string | undefined => {
+  const groups = [0, 0, 0, 0, 0, 0, 0, 0]
+  for (let g = 0; g < 8; g++) {
+    let value = 0
+    for (let k = g * 5; k < g * 5 + 4; k++) {
+      const h = hexValue(text.charCodeAt(k))
+      if (h < 0) return undefined
+      value = value * 16 + h
+    }
+    groups[g] = value
+  }
+  return formatIpv6(groups)
+}
+
+/**
+ * Canonical text of an IP address: IPv4 as is, IPv6 in RFC 5952 form. Text that is not an IPv6
+ * address (IPv4, a name, garbage) comes back unchanged, so callers can apply it blindly.
+ */
+export const canonicalIp = (text: string): string => {
+  if (text.indexOf(":") < 0) return text
+  if (isKernelIpv6(text)) return formatKernelIpv6(text) ?? text
+  const groups = parseIpv6(text)
+  return groups === undefined ? text : formatIpv6(groups)
+}
