@@ -1,0 +1,162 @@
+/**
+ * Journal source benchmark: `npx node bench/journal.ts [entries]` (root, systemd-journald running).
+ *
+ * Writes N (default 100,000) drop entries to the real journal through logger, under a unique
+ * SYSLOG_IDENTIFIER, then measures in the same run, over the same entries, in the same output mode:
+ * - raw: `journalctl` with the exact arguments JournalSource uses (no follow), stdout to /dev/null;
+ * - client: JournalSource.follow → parseLine → batches → a no-op acknowledging EventSink →
+ *   CheckpointStore (the real ClientPipeline), until the checkpoint reaches the last entry;
+ * and prints the ratio, plus the peak RSS (process.resourceUsage().maxRSS) at 20k and at N entries.
+ * For reference it also times the other journalctl output modes over the same entries.
+ */
+import { spawn } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { NodeServices } from "@effect/platform-node"
+import { Effect, Fiber, Layer, Logger, Metric, Stream } from "effect"
+import { ClientPipeline } from "../src/client/ClientPipeline.ts"
+import { EventSink } from "../src/client/EventSink.ts"
+import { defaultPrefixes } from "../src/domain/Parser.ts"
+import { CheckpointStore } from "../src/journal/CheckpointStore.ts"
+import { journalctlArgs, JournalSource, type JournalOptions } from "../src/journal/JournalSource.ts"
+import { journalEntriesRead } from "../src/journal/metrics.ts"
+
+const total = Number(process.argv[2] ?? 100_000)
+const identifier = `dtbench${process.pid.toString(36)}${Date.now().toString(36)}`
+const options: JournalOptions = { matches: [`SYSLOG_IDENTIFIER=${identifier}`] }
+
+const line = (n: number) =>
+  `nftables-metal-dropped: IN=vrf09 OUT= MAC=12:99:fd:3b:ce:f8:1a:ae:e9:a7:95:50:08:00 SRC=10.${(n >> 16) & 255}.${(n >> 8) & 255}.${
+    n & 255
+  } DST=4.3.2.1 LEN=40 TOS=0x00 PREC=0x00 TTL=238 ID=${n & 65535} PROTO=TCP SPT=${1024 + (n % 60000)} DPT=445 WINDOW=1024 RES=0x00 SYN URGP=0`
+
+const run = (command: string, args: ReadonlyArray<string>, input?: string): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const started = performance.now()
+    const child = spawn(command, args, { stdio: [input === undefined ? "ignore" : "pipe", "ignore", "inherit"] })
+    child.on("error", reject)
+    child.on("exit", (code) => (code === 0 ? resolve((performance.now() - started) / 1000) : reject(new Error(`${command} exited ${code}`))))
+    if (input !== undefined) child.stdin!.end(input)
+  })
+
+const countEntries = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const child = spawn("journalctl", ["-q", "-o", "cat", `SYSLOG_IDENTIFIER=${identifier}`], { stdio: ["ignore", "pipe", "inherit"] })
+    let count = 0
+    child.stdout.on("data", (chunk: Buffer) => {
+      for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) count++
+    })
+    child.on("error", reject)
+    child.on("exit", () => resolve(count))
+  })
+
+const rate = (entries: number, seconds: number) => Math.round(entries / seconds)
+const mb = (kb: number) => `${(kb / 1024).toFixed(0)} MB`
+
+const main = async () => {
+  console.log(`writing ${total} entries (SYSLOG_IDENTIFIER=${identifier}) ...`)
+  for (let n = 0; n < total; n += 10_000) {
+    const chunk = Array.from({ length: Math.min(10_000, total - n) }, (_, i) => line(n + i)).join("\n")
+    await run("logger", ["--socket", "/run/systemd/journal/dev-log", "-t", identifier], `${chunk}\n`)
+  }
+  for (let waited = 0; (await countEntries()) < total; waited++) {
+    if (waited > 100) throw new Error("journald did not store every entry")
+    await new Promise((r) => setTimeout(r, 100))
+  }
+
+  const rawArgs = journalctlArgs(options, { _tag: "Oldest" }, false)
+
+  // The client pipeline, with a no-op acknowledging sink.
+  let acknowledged = 0
+  let rssAt20k = 0
+  const sink = Layer.succeed(EventSink, EventSink.of({
+    deliver: (batch) =>
+      Effect.sync(() => {
+        const before = acknowledged
+        acknowledged += batch.length
+        if (before < 20_000 && acknowledged >= 20_000 && rssAt20k === 0) rssAt20k = process.resourceUsage().maxRSS
+      })
+  }))
+  const clientRun = async () => {
+    acknowledged = 0
+    const stateDirectory = Fs.mkdtempSync(Path.join(Os.tmpdir(), "droptailer-bench-"))
+    const layer = ClientPipeline.layerWith({ prefixes: defaultPrefixes, start: { _tag: "Oldest" } }).pipe(
+      Layer.provideMerge(Layer.mergeAll(
+        JournalSource.layerWith(options).pipe(Layer.provide(NodeServices.layer)),
+        CheckpointStore.layerWith({ directory: stateDirectory }),
+        sink
+      ))
+    )
+    const started = performance.now()
+    let seconds = 0
+    await Effect.runPromise(Effect.gen(function*() {
+      const pipeline = yield* ClientPipeline
+      const fiber = yield* Effect.forkChild(pipeline.run)
+      while (acknowledged < total) yield* Effect.sleep(2)
+      seconds = (performance.now() - started) / 1000
+      yield* Fiber.interrupt(fiber)
+    }).pipe(Effect.provide(layer), Effect.provideService(Logger.LogToStderr, true)))
+    Fs.rmSync(stateDirectory, { recursive: true, force: true })
+    return seconds
+  }
+
+  // The source alone (journalctl + split + Schema decode), for reference.
+  const sourceRun = async () => {
+    const started = performance.now()
+    let n = 0
+    await Effect.runPromise(Effect.gen(function*() {
+      const source = yield* JournalSource
+      yield* source.read({ _tag: "Oldest" }).pipe(Stream.runForEachArray((entries) => Effect.sync(() => void (n += entries.length))))
+    }).pipe(Effect.provide(JournalSource.layerWith(options).pipe(Layer.provide(NodeServices.layer)))))
+    if (n !== total) throw new Error(`source read ${n} of ${total}`)
+    return (performance.now() - started) / 1000
+  }
+
+  // Alternate raw and client runs (the machine is shared: take the best of each).
+  const readBefore = await Effect.runPromise(Metric.value(journalEntriesRead))
+  const raws: Array<number> = []
+  const clients: Array<number> = []
+  const sources: Array<number> = []
+  let rssAfterFirst = 0
+  for (let round = 0; round < 3; round++) {
+    raws.push(await run("journalctl", rawArgs))
+    clients.push(await clientRun())
+    sources.push(await sourceRun())
+    if (round === 0) rssAfterFirst = process.resourceUsage().maxRSS
+  }
+  const rssAtEnd = process.resourceUsage().maxRSS
+  const read = (await Effect.runPromise(Metric.value(journalEntriesRead))).count - readBefore.count
+  const rawSeconds = Math.min(...raws)
+  const seconds = Math.min(...clients)
+  const list = (xs: Array<number>) => xs.map((x) => x.toFixed(2)).join(", ")
+
+  console.log("")
+  console.log(`output mode: journalctl ${rawArgs.filter((a) => a.startsWith("--output")).join(" ")}`)
+  console.log(`raw journalctl read:      ${rate(total, rawSeconds)} entries/s (best of ${list(raws)} s)`)
+  console.log(`client source+parse+sink: ${rate(total, seconds)} events/s (best of ${list(clients)} s; ${read} entries read in all)`)
+  console.log(`ratio:                    ${(rawSeconds / seconds).toFixed(2)} (target >= 0.9)`)
+  const sourceSeconds = Math.min(...sources)
+  console.log(`source alone (no parse):  ${rate(total, sourceSeconds)} entries/s (best of ${list(sources)} s), ratio ${(rawSeconds / sourceSeconds).toFixed(2)}`)
+  console.log(`peak RSS:                 ${mb(rssAt20k)} at 20k, ${mb(rssAfterFirst)} at ${total / 1000}k, ${mb(rssAtEnd)} after 3 runs`)
+  const others: Array<[string, Array<string>]> = [
+    ["-o json", ["-q", "-o", "json"]],
+    ["-o json --output-fields", ["-q", "-o", "json", "--output-fields=MESSAGE,_HOSTNAME,SYSLOG_IDENTIFIER"]],
+    ["-o export", ["-q", "-o", "export"]]
+  ]
+
+  console.log("")
+  console.log("other journalctl output modes over the same entries (raw, to /dev/null):")
+  for (const [name, args] of others) {
+    const s = await run("journalctl", [...args, `SYSLOG_IDENTIFIER=${identifier}`])
+    console.log(`  ${name.padEnd(28)} ${rate(total, s)} entries/s`)
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    console.error(error)
+    process.exit(1)
+  }
+)

@@ -1,0 +1,149 @@
+/**
+ * The client: journal entries → classify + parse → batches → EventSink → checkpoint.
+ *
+ *     JournalSource.follow ─▶ parseLine ─▶ batches (size, time) ─▶ deliver (n in flight,
+ *     results in journal order) ─▶ CheckpointStore.advance(last cursor of the batch)
+ *
+ * At-least-once: the checkpoint moves past a batch only after `deliver` completed for it and for
+ * every batch before it (mapEffect with concurrency keeps the order). Skipped and malformed entries
+ * travel in the batches too, so the checkpoint also moves past them.
+ * Backpressure: every stage pulls; when the sink is slow, at most `inFlight` batches (plus one being
+ * grouped and the pipe buffers) are held, journalctl blocks on its stdout, memory stays flat.
+ */
+import { Context, Effect, Layer, Metric, Stream } from "effect"
+import { type Prefixes, parseLine } from "../domain/Parser.ts"
+import { type Position, CheckpointStore } from "../journal/CheckpointStore.ts"
+import { entryId, type JournalEntry } from "../journal/JournalEntry.ts"
+import { JournalSource, type StartPosition } from "../journal/JournalSource.ts"
+import { cursorLostResets } from "../journal/metrics.ts"
+import { logThrottled } from "../observability/LogThrottle.ts"
+import { EventSink, type OutgoingEvent } from "./EventSink.ts"
+import { acceptEvents, batchSize as batchEntries, dropEvents, eventsAcknowledged, malformedLines, skippedLines } from "./metrics.ts"
+
+export interface PipelineOptions {
+  readonly prefixes: Prefixes
+  /** Where to start when no checkpoint was saved. */
+  readonly start: StartPosition
+  /** Most journal entries per batch. Default 500. */
+  readonly batchSize?: number | undefined
+  /** Longest a batch waits to fill, in ms. Default 200. */
+  readonly batchWindowMillis?: number | undefined
+  /** Batches being delivered at the same time. Default 4. */
+  readonly inFlight?: number | undefined
+}
+
+/** One journal entry after classify + parse. */
+export interface Item {
+  readonly position: Position
+  readonly event?: OutgoingEvent
+  readonly malformed?: string
+}
+
+export const toItem = (entry: JournalEntry, prefixes: Prefixes): Item => {
+  const position: Position = { cursor: entry.cursor, realtime: entry.realtime }
+  const result = parseLine(entry.message, prefixes, { timestamp: entry.realtime, host: entry.hostname })
+  switch (result._tag) {
+    case "Event":
+      return { position, event: { id: entryId(entry.cursor), message: entry.message, event: result.event } }
+    case "Malformed":
+      return { position, malformed: result.reason }
+    case "Skipped":
+      return { position }
+  }
+}
+
+/** Joins chunks of items and cuts them into batches of at most `size` (none empty). */
+export const rebatch = <A>(chunks: ReadonlyArray<ReadonlyArray<A>>, size: number): Array<Array<A>> => {
+  const batches: Array<Array<A>> = []
+  let current: Array<A> = []
+  for (const chunk of chunks) {
+    for (const item of chunk) {
+      current.push(item)
+      if (current.length >= size) {
+        batches.push(current)
+        current = []
+      }
+    }
+  }
+  if (current.length > 0) batches.push(current)
+  return batches
+}
+
+export class ClientPipeline extends Context.Service<ClientPipeline, {
+  /** Ships journal entries until interrupted. Never fails. */
+  readonly run: Effect.Effect<void>
+}>()("droptailer/client/ClientPipeline") {
+  static readonly layerWith = (options: PipelineOptions) =>
+    Layer.effect(
+      ClientPipeline,
+      Effect.gen(function*() {
+        const source = yield* JournalSource
+        const checkpoint = yield* CheckpointStore
+        const sink = yield* EventSink
+
+        const startPosition = Effect.gen(function*() {
+          const saved = checkpoint.saved
+          switch (saved._tag) {
+            case "Saved":
+              return { _tag: "AfterCursor", cursor: saved.position.cursor } as const
+            case "Corrupt":
+              yield* Metric.update(cursorLostResets, 1)
+              yield* Effect.logWarning("no usable checkpoint; reading the journal from the oldest entry")
+              return { _tag: "Oldest" } as const
+            case "None":
+              return options.start
+          }
+        })
+
+        const deliverBatch = Effect.fnUntraced(function*(items: ReadonlyArray<Item>) {
+          const events: Array<OutgoingEvent> = []
+          let drops = 0
+          let malformed = 0
+          for (const item of items) {
+            if (item.event !== undefined) {
+              events.push(item.event)
+              if (item.event.event.action === "drop") drops++
+            } else if (item.malformed !== undefined) {
+              malformed++
+              yield* logThrottled("Warning", "client.malformed-line", "malformed firewall log line", {
+                reason: item.malformed,
+                cursor: item.position.cursor
+              })
+            }
+          }
+          yield* Metric.update(batchEntries, items.length)
+          if (drops > 0) yield* Metric.update(dropEvents, drops)
+          if (events.length - drops > 0) yield* Metric.update(acceptEvents, events.length - drops)
+          if (malformed > 0) yield* Metric.update(malformedLines, malformed)
+          const skipped = items.length - events.length - malformed
+          if (skipped > 0) yield* Metric.update(skippedLines, skipped)
+          if (events.length > 0) {
+            yield* sink.deliver(events)
+            yield* Metric.update(eventsAcknowledged, events.length)
+          }
+          return items[items.length - 1]!.position
+        })
+
+        const batchSize = options.batchSize ?? 500
+        const chunksPerGroup = 4
+        const run = Effect.gen(function*() {
+          const start = yield* startPosition
+          yield* Effect.logInfo("following the journal").pipe(Effect.annotateLogs({ start: JSON.stringify(start) }))
+          yield* source.follow(start).pipe(
+            Stream.map((entry) => toItem(entry, options.prefixes)),
+            // Group whole chunks (the entries of one read of journalctl's stdout) rather than
+            // single entries — the same batches for a fraction of the per-entry cost — then cut
+            // them to at most batchSize entries.
+            Stream.chunks,
+            Stream.groupedWithin(chunksPerGroup, options.batchWindowMillis ?? 200),
+            Stream.map((chunks) => rebatch(chunks, batchSize)),
+            Stream.flattenIterable,
+            Stream.mapEffect(deliverBatch, { concurrency: options.inFlight ?? 4 }),
+            Stream.runForEach(checkpoint.advance)
+          )
+        })
+
+        return ClientPipeline.of({ run })
+      })
+    )
+}
