@@ -1,0 +1,153 @@
+/**
+ * Pure parts: canonical IPs, the IP index's reuse rules, settings validation, messages.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { ConfigProvider, Effect } from "effect"
+import { describePeer, occurrencesOf } from "../../src/k8s/EventsSink.ts"
+import { canonicalIp, ipKey } from "../../src/k8s/ip.ts"
+import { IpIndexStore } from "../../src/k8s/IpIndex.ts"
+import { loadKubeSettings, parseDurationMillis } from "../../src/k8s/KubeSettings.ts"
+import type { SlimPod } from "../../src/k8s/resources.ts"
+import { toSlimNode, toSlimPod, toSlimService } from "../../src/k8s/resources.ts"
+import { drop } from "../support/kube-fixtures.ts"
+
+describe("canonical IPs (RFC 5952)", () => {
+  it("compress the longest zero run, lower-case, drop leading zeros", () => {
+    expect(canonicalIp("2001:0DB8:0000:0000:0000:0000:0000:0001")).toBe("2001:db8::1")
+    expect(canonicalIp("2001:db8:0:0:1:0:0:1")).toBe("2001:db8::1:0:0:1")
+    expect(canonicalIp("2001:0:0:1:0:0:0:1")).toBe("2001:0:0:1::1")
+    expect(canonicalIp("2001:db8:0:1:1:1:1:1")).toBe("2001:db8:0:1:1:1:1:1")
+    expect(canonicalIp("0000:0000:0000:0000:0000:0000:0000:0000")).toBe("::")
+    expect(canonicalIp("0000:0000:0000:0000:0000:ffff:0a00:0001")).toBe("::ffff:10.0.0.1")
+    expect(canonicalIp("fe80::1%eth0")).toBe("fe80::1")
+    expect(canonicalIp("10.0.0.1")).toBe("10.0.0.1")
+    expect(canonicalIp("10.0.0.256")).toBeUndefined()
+    expect(canonicalIp("1:2:3:4:5:6:7:8:9")).toBeUndefined()
+    expect(canonicalIp("bogus")).toBeUndefined()
+    expect(ipKey("FD00:0000:0000:0000:0000:0000:0000:0005")).toBe("fd00::5")
+    expect(ipKey("not-an-ip")).toBe("not-an-ip")
+  })
+})
+
+const slimPod = (overrides: Partial<SlimPod> & { name: string; uid: string }): SlimPod => ({
+  namespace: "default",
+  node: "node-1",
+  hostNetwork: false,
+  phase: "Running",
+  ips: ["10.0.0.1"],
+  owner: undefined,
+  createdAt: 0,
+  ...overrides
+})
+
+describe("IP index", () => {
+  const t0 = 1_800_000_000_000_000 // microseconds
+  const second = 1_000_000
+
+  it("an IP reused after a deletion: the event's timestamp decides", () => {
+    const index = new IpIndexStore({ graceMillis: 300_000 })
+    index.upsertPod(slimPod({ name: "old", uid: "1", createdAt: t0 }))
+    index.deletePod(slimPod({ name: "old", uid: "1" }), t0 + 100 * second)
+    index.upsertPod(slimPod({ name: "new", uid: "2", createdAt: t0 + 110 * second }))
+    expect(index.lookup("10.0.0.1", t0 + 50 * second)?.name).toBe("old")
+    expect(index.lookup("10.0.0.1", t0 + 105 * second)?.name).toBe("new") // deleted, successor not yet created: the live one
+    expect(index.lookup("10.0.0.1", t0 + 120 * second)?.name).toBe("new")
+    // after the grace period the tombstone goes
+    expect(index.prune(t0 + 100 * second + 300 * second)).toBe(1)
+    expect(index.lookup("10.0.0.1", t0 + 50 * second)?.name).toBe("new")
+  })
+
+  it("a deleted pod resolves only for events before its deletion", () => {
+    const index = new IpIndexStore({ graceMillis: 300_000 })
+    index.upsertPod(slimPod({ name: "gone", uid: "1", createdAt: t0 }))
+    index.deletePod(slimPod({ name: "gone", uid: "1" }), t0 + 10 * second)
+    expect(index.lookup("10.0.0.1", t0 + 5 * second)?.name).toBe("gone")
+    expect(index.lookup("10.0.0.1", t0 + 15 * second)).toBeUndefined()
+    expect(index.podUid("default", "gone")).toBeUndefined()
+  })
+
+  it("a running pod wins over a finished one; hostNetwork pods resolve to their node; pod > service > node", () => {
+    const index = new IpIndexStore({ graceMillis: 300_000 })
+    index.upsertPod(slimPod({ name: "job", uid: "1", phase: "Succeeded", createdAt: t0 }))
+    index.upsertPod(slimPod({ name: "web", uid: "2", createdAt: t0 + second }))
+    expect(index.lookup("10.0.0.1", t0 + 5 * second)?.name).toBe("web")
+    index.upsertNode({ name: "node-1", ips: ["10.1.0.1"] })
+    index.upsertPod(slimPod({ name: "ds", uid: "3", hostNetwork: true, ips: ["10.1.0.1"] }))
+    expect(index.lookup("10.1.0.1", t0)).toMatchObject({ kind: "node", name: "node-1" })
+    index.upsertService({ namespace: "default", name: "svc", ips: ["10.1.0.1"] })
+    expect(index.lookup("10.1.0.1", t0)).toMatchObject({ kind: "service", name: "svc" })
+    index.deleteService({ namespace: "default", name: "svc" })
+    index.deleteNode({ name: "node-1" })
+    expect(index.lookup("10.1.0.1", t0)).toBeUndefined()
+  })
+
+  it("workloads: ReplicaSet → Deployment, Job → CronJob, others as they are; owners learnt later apply", () => {
+    const index = new IpIndexStore({ graceMillis: 300_000 })
+    index.upsertPod(slimPod({ name: "web-abc-1", uid: "1", owner: { kind: "ReplicaSet", name: "web-abc" } }))
+    expect(index.lookup("10.0.0.1", t0)?.workload).toEqual({ kind: "ReplicaSet", name: "web-abc" })
+    index.upsertOwned({ kind: "ReplicaSet", namespace: "default", name: "web-abc", owner: { kind: "Deployment", name: "web" } })
+    expect(index.lookup("10.0.0.1", t0)?.workload).toEqual({ kind: "Deployment", name: "web" })
+    index.upsertPod(slimPod({ name: "b-1", uid: "2", ips: ["10.0.0.2"], owner: { kind: "Job", name: "b-29" } }))
+    index.upsertOwned({ kind: "Job", namespace: "default", name: "b-29", owner: { kind: "CronJob", name: "b" } })
+    expect(index.lookup("10.0.0.2", t0)?.workload).toEqual({ kind: "CronJob", name: "b" })
+  })
+
+  it("slim decoders keep only what the index needs, with canonical IPs", () => {
+    const pod = toSlimPod({
+      metadata: { name: "p", namespace: "ns", uid: "u", resourceVersion: "7", labels: { a: "b" } },
+      spec: { nodeName: "n", containers: [{ name: "c" }] },
+      status: { phase: "Running", podIP: "10.0.0.1", podIPs: [{ ip: "10.0.0.1" }, { ip: "FD00:0:0:0:0:0:0:1" }] }
+    })
+    expect(pod).toEqual({
+      resourceVersion: "7",
+      value: { uid: "u", namespace: "ns", name: "p", node: "n", hostNetwork: false, phase: "Running", ips: ["10.0.0.1", "fd00::1"], owner: undefined, createdAt: 0 }
+    })
+    expect(toSlimService({ metadata: { name: "s", namespace: "ns" }, spec: { clusterIP: "None", clusterIPs: ["None"] } })?.value.ips).toEqual([])
+    expect(toSlimNode({ metadata: { name: "n" }, status: { addresses: [{ type: "Hostname", address: "n" }, { type: "InternalIP", address: "10.1.0.1" }] } })?.value.ips).toEqual(["10.1.0.1"])
+    expect(toSlimPod({ metadata: {} })).toBeUndefined()
+  })
+})
+
+const withEnv = (env: Record<string, string>) =>
+  loadKubeSettings.pipe(Effect.provide(ConfigProvider.layer(ConfigProvider.fromUnknown(env))))
+
+describe("settings", () => {
+  it("parses durations", () => {
+    expect(parseDurationMillis("5m")).toBe(300_000)
+    expect(parseDurationMillis("2m30s")).toBe(150_000)
+    expect(parseDurationMillis("1500ms")).toBe(1500)
+    expect(parseDurationMillis("120")).toBe(120_000)
+    expect(parseDurationMillis("soon")).toBeUndefined()
+  })
+
+  it.effect("defaults, and errors that name the variable", () =>
+    Effect.gen(function*() {
+      const defaults = yield* withEnv({})
+      expect(defaults).toMatchObject({ podGracePeriodMillis: 300_000, eventsIntervalMillis: 120_000, eventsQps: 5, eventsBurst: 20, events: true, eventsForAccepts: false })
+      const custom = yield* withEnv({ DROPTAILER_POD_GRACE_PERIOD: "90s", DROPTAILER_EVENTS: "false", DROPTAILER_EVENTS_QPS: "0.5" })
+      expect(custom).toMatchObject({ podGracePeriodMillis: 90_000, events: false, eventsQps: 0.5 })
+      const bad = yield* withEnv({ DROPTAILER_EVENTS_BURST: "lots" }).pipe(Effect.flip)
+      expect(bad.variable).toBe("DROPTAILER_EVENTS_BURST")
+      expect(bad.message).toContain("DROPTAILER_EVENTS_BURST")
+      const badDuration = yield* withEnv({ DROPTAILER_EVENTS_INTERVAL: "2 fortnights" }).pipe(Effect.flip)
+      expect(badDuration.variable).toBe("DROPTAILER_EVENTS_INTERVAL")
+      const badMode = yield* withEnv({ DROPTAILER_KUBERNETES: "maybe" }).pipe(Effect.flip)
+      expect(badMode.variable).toBe("DROPTAILER_KUBERNETES")
+    }))
+})
+
+describe("Event messages", () => {
+  it("name the peer by pod, service, node or IP", () => {
+    expect(describePeer({ ip: "10.0.0.1", kind: "pod", namespace: "a", name: "b" })).toBe("pod a/b (10.0.0.1)")
+    expect(describePeer({ ip: "10.96.0.1", kind: "service", namespace: "a", name: "s" })).toBe("service a/s (10.96.0.1)")
+    expect(describePeer({ ip: "10.1.0.1", kind: "node", name: "n" })).toBe("node n (10.1.0.1)")
+    expect(describePeer({ ip: "1.2.3.4", kind: "external" })).toBe("1.2.3.4")
+    const event = drop({ src: "10.0.0.1", dst: "1.2.3.4", protocol: "ICMP" })
+    const icmp = occurrencesOf({
+      ...event,
+      src: { ip: "10.0.0.1", kind: "pod", namespace: "a", name: "b" },
+      dst: { ip: "1.2.3.4", kind: "external" }
+    })
+    expect(icmp.map((o) => o.message)).toEqual(["Dropped ICMP packet to 1.2.3.4 by firewall fw-1"])
+  })
+})
