@@ -1,0 +1,229 @@
+/**
+ * Transport benchmark: `npx node bench/transport.ts [batchedEvents] [unaryEvents]`.
+ *
+ * Runs the real server (`node src/main/bin.ts server`, a child process with mTLS on 127.0.0.1) and
+ * measures, in the same run:
+ * - batched: our Shipper (PushBatch, 2000 events per call, 4 deliveries in flight);
+ * - upstream-style: one unary Push per event, each awaited before the next (the Go client's way).
+ * End to end = from the first send until the last line was read from the server's stdout.
+ * Server CPU = utime+stime of the server process (/proc/PID/stat) over the run, per event.
+ */
+import { spawn } from "node:child_process"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join, resolve } from "node:path"
+import * as grpc from "@grpc/grpc-js"
+import { Context, Effect, Layer } from "effect"
+import { EventSink, type OutgoingEvent } from "../src/client/EventSink.ts"
+import { makeCertSet, writeCertSet } from "../src/transport/Certs.ts"
+import { Drop } from "../src/transport/generated/droptailer.ts"
+import { formatJsonLine } from "../src/domain/Format.ts"
+import { eventOfDrop } from "../src/transport/IngestServer.ts"
+import { encodeOutgoing, Shipper } from "../src/transport/Shipper.ts"
+import { makeWireDecoder, wireTimestamp } from "../src/transport/WireDrop.ts"
+
+const repo = resolve(import.meta.dirname, "..")
+const batchedEvents = Number(process.argv[2] ?? 200_000)
+const unaryEvents = Number(process.argv[3] ?? 5_000)
+const ticks = 100 // USER_HZ
+/** e.g. BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the server. */
+const serverNodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter((a) => a !== "")
+
+const cpuMicros = (pid: number): number => {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+  return ((Number(fields[11]) + Number(fields[12])) / ticks) * 1_000_000
+}
+
+const event = (seq: number): OutgoingEvent => {
+  const spt = 1024 + (seq % 60000)
+  const fields: Record<string, string> = {
+    IN: "vrf09", OUT: "", MAC: "12:99:fd:3b:ce:f8:1a:ae:e9:a7:95:50:08:00", SRC: "1.2.3.4", DST: "4.3.2.1",
+    LEN: "40", TOS: "0x00", PREC: "0x00", TTL: "238", ID: "46474", PROTO: "TCP", SPT: String(spt), DPT: "445",
+    WINDOW: "1024", RES: "0x00", SYN: "", URGP: "0", ACTION: "drop"
+  }
+  return {
+    id: `s=bench;i=${seq}`,
+    message:
+      `nftables-metal-dropped: IN=vrf09 OUT= MAC=12:99:fd:3b:ce:f8:1a:ae:e9:a7:95:50:08:00 SRC=1.2.3.4 DST=4.3.2.1 LEN=40 TOS=0x00 PREC=0x00 TTL=238 ID=46474 PROTO=TCP SPT=${spt} DPT=445 WINDOW=1024 RES=0x00 SYN URGP=0`,
+    event: {
+      timestamp: Date.now() * 1000 + seq, action: "drop", host: "fw-bench", protocol: "TCP",
+      src: { ip: "1.2.3.4", port: spt }, dst: { ip: "4.3.2.1", port: 445 }, in: "vrf09", out: "", fields
+    }
+  }
+}
+
+const main = Effect.gen(function*() {
+  const dir = mkdtempSync(join(tmpdir(), "droptailer-bench-"))
+  yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+  yield* Effect.flatMap(makeCertSet(), (set) => writeCertSet(dir, set))
+
+  // ---- the server, a child process; count its stdout lines ----
+  let lines = 0
+  let onLine: (() => void) | undefined
+  const child = yield* Effect.acquireRelease(
+    Effect.sync(() =>
+      spawn(join(repo, "node_modules/.bin/node"), [...serverNodeArgs, join(repo, "src/main/bin.ts"), "server"], {
+        cwd: repo,
+        env: {
+          PATH: process.env.PATH ?? "",
+          SERVER_PORT: "0",
+          DROPTAILER_LISTEN_ADDRESS: "127.0.0.1",
+          SERVER_CERTIFICATE: join(dir, "server/tls.crt"),
+          SERVER_KEY: join(dir, "server/tls.key"),
+          SERVER_CA_CERTIFICATE: join(dir, "server/ca.crt")
+        },
+        stdio: ["ignore", "pipe", "pipe"]
+      })
+    ),
+    (child) =>
+      Effect.promise(() => {
+        // SIGTERM: the server drains and exits (and writes its --cpu-prof profile, if asked)
+        const exited = new Promise((done) => child.once("exit", done))
+        child.kill("SIGTERM")
+        const timer = setTimeout(() => child.kill("SIGKILL"), 10_000)
+        return exited.then(() => clearTimeout(timer))
+      })
+  )
+  child.stdout.on("data", (chunk: Buffer) => {
+    for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++
+    onLine?.()
+  })
+  const port = yield* Effect.callback<number>((resume) => {
+    let err = ""
+    child.stderr.on("data", (c: Buffer) => {
+      err += c.toString()
+      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(err)
+      if (m) resume(Effect.succeed(Number(m[1])))
+    })
+  })
+  const linesReach = (n: number) =>
+    Effect.callback<void>((resume) => {
+      const check = () => {
+        if (lines >= n) {
+          onLine = undefined
+          resume(Effect.void)
+        }
+      }
+      onLine = check
+      check()
+    })
+
+  const tls = {
+    ca: { variable: "DROPTAILER_CA_CERTIFICATE", path: join(dir, "client/ca.crt") },
+    cert: { variable: "DROPTAILER_CLIENT_CERTIFICATE", path: join(dir, "client/tls.crt") },
+    key: { variable: "DROPTAILER_CLIENT_KEY", path: join(dir, "client/tls.key") }
+  }
+  const context = yield* Layer.build(Shipper.layerConfig({
+    address: `127.0.0.1:${port}`, serverName: "droptailer", tls, maxBatchEvents: 2000, maxBatchBytes: 4 * 1024 * 1024,
+    maxEventBytes: 256 * 1024, callTimeoutMillis: 30_000, initialBackoffMillis: 100, maxBackoffMillis: 5000
+  }))
+  const sink = Context.get(context, EventSink)
+
+  // warm-up (connection, JIT on both sides)
+  yield* sink.deliver(Array.from({ length: 20_000 }, (_, i) => event(1_000_000_000 + i)))
+  yield* linesReach(20_000)
+
+  // ---- batched ----
+  const batched = Array.from({ length: batchedEvents }, (_, i) => event(i))
+  const batches: Array<Array<OutgoingEvent>> = []
+  for (let i = 0; i < batched.length; i += 2000) batches.push(batched.slice(i, i + 2000))
+  let base = lines
+  let cpu0 = cpuMicros(child.pid!)
+  let t0 = performance.now()
+  yield* Effect.forEach(batches, (b) => sink.deliver(b), { concurrency: 4, discard: true })
+  yield* linesReach(base + batchedEvents)
+  const batchedSeconds = (performance.now() - t0) / 1000
+  const batchedCpu = (cpuMicros(child.pid!) - cpu0) / batchedEvents
+
+  // ---- upstream-style: one unary Push per event, awaited one at a time ----
+  const client = new grpc.Client(
+    `127.0.0.1:${port}`,
+    grpc.credentials.createSsl(readFileSync(tls.ca.path), readFileSync(tls.key.path), readFileSync(tls.cert.path)),
+    { "grpc.ssl_target_name_override": "droptailer", "grpc.default_authority": "droptailer" }
+  )
+  yield* Effect.addFinalizer(() => Effect.sync(() => client.close()))
+  const unary = Array.from({ length: unaryEvents }, (_, i) => {
+    const e = event(2_000_000_000 + i)
+    return Buffer.from(Drop.encode({ timestamp: wireTimestamp(e.event.timestamp), fields: e.event.fields, eventId: "", host: "", message: "" }).finish())
+  })
+  const push = (bytes: Buffer) =>
+    Effect.callback<void, Error>((resume) => {
+      client.makeUnaryRequest("/proto.Droptailer/Push", (b: Buffer) => b, () => undefined, bytes, (error) =>
+        resume(error ? Effect.fail(error) : Effect.void))
+    })
+  const warmUp = Math.min(500, unary.length)
+  yield* Effect.forEach(unary.slice(0, warmUp), push, { discard: true }) // warm-up
+  yield* linesReach(base + batchedEvents + warmUp)
+  base = lines
+  cpu0 = cpuMicros(child.pid!)
+  t0 = performance.now()
+  yield* Effect.forEach(unary, push, { discard: true })
+  yield* linesReach(base + unaryEvents)
+  const unarySeconds = (performance.now() - t0) / 1000
+  const unaryCpu = (cpuMicros(child.pid!) - cpu0) / unaryEvents
+
+  const batchedRate = batchedEvents / batchedSeconds
+  const unaryRate = unaryEvents / unarySeconds
+  const row = (name: string, n: number, s: number, rate: number, cpu: number) =>
+    `${name.padEnd(26)} ${String(n).padStart(8)} events ${s.toFixed(2).padStart(7)} s ${Math.round(rate).toString().padStart(8)} events/s   server CPU ${cpu.toFixed(1).padStart(6)} µs/event`
+  console.log(row("batched (PushBatch)", batchedEvents, batchedSeconds, batchedRate, batchedCpu))
+  console.log(row("upstream-style (unary)", unaryEvents, unarySeconds, unaryRate, unaryCpu))
+  console.log(`ratio batched/unary: ${(batchedRate / unaryRate).toFixed(1)}x events/s, ${(unaryCpu / batchedCpu).toFixed(1)}x less server CPU per event`)
+})
+
+/**
+ * Where the server's CPU goes, per event, in this process (no network): best of 30 rounds of a
+ * 2000-event batch, CPU time. (The machine may be shared: the best round is the least disturbed.)
+ */
+const stages = () => {
+  const cpuNow = () => {
+    const u = process.cpuUsage()
+    return u.user + u.system
+  }
+  const n = 2000
+  const events = Array.from({ length: n }, (_, i) => event(i))
+  const batch = frameBatchForBench(events.map(encodeOutgoing))
+  const decoder = makeWireDecoder()
+  const best = { encode: Infinity, decode: Infinity, event: Infinity, format: Infinity }
+  for (let round = 0; round < 30; round++) {
+    let t = cpuNow()
+    for (const e of events) encodeOutgoing(e)
+    best.encode = Math.min(best.encode, (cpuNow() - t) / n)
+    t = cpuNow()
+    const decoded = decoder.batch(batch)
+    best.decode = Math.min(best.decode, (cpuNow() - t) / n)
+    if (decoded._tag !== "Success") throw new Error("bench batch did not decode")
+    t = cpuNow()
+    const built = decoded.success.map((d) => eventOfDrop(d, () => "peer"))
+    best.event = Math.min(best.event, (cpuNow() - t) / n)
+    t = cpuNow()
+    let chunk = ""
+    for (const e of built) chunk += formatJsonLine(e) + "\n"
+    best.format = Math.min(best.format, (cpuNow() - t) / n)
+  }
+  console.log(
+    `stages, µs/event (best of 30, in-process): client encode ${best.encode.toFixed(2)} | server: decode+validate ${best.decode.toFixed(2)}, ` +
+      `build event (parseLine) ${best.event.toFixed(2)}, JSON line (formatJsonLine) ${best.format.toFixed(2)}`
+  )
+}
+
+const frameBatchForBench = (drops: ReadonlyArray<Uint8Array>): Buffer =>
+  Buffer.concat(drops.flatMap((d) => [Buffer.from([0x0a, ...varint(d.length)]), Buffer.from(d)]))
+const varint = (n: number): Array<number> => {
+  const out: Array<number> = []
+  while (n >= 0x80) {
+    out.push((n & 0x7f) | 0x80)
+    n >>>= 7
+  }
+  out.push(n)
+  return out
+}
+
+Effect.runPromise(Effect.scoped(main)).then(() => stages()).then(
+  () => process.exit(0),
+  (error) => {
+    console.error(error)
+    process.exit(1)
+  }
+)
