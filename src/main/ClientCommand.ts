@@ -4,7 +4,7 @@
  * DROPTAILER_STDOUT=true) prints the events as JSON lines instead of shipping them.
  * Logs go to stderr: stdout carries only events.
  */
-import { Effect, Layer, Logger, Schema } from "effect"
+import { Effect, Layer, Runtime } from "effect"
 import { Command, Flag } from "effect/cli"
 import { type ClientConfig, loadClientConfig } from "../client/ClientConfig.ts"
 import { ClientPipeline } from "../client/ClientPipeline.ts"
@@ -12,25 +12,22 @@ import type { EventSink } from "../client/EventSink.ts"
 import { StdoutSink } from "../client/StdoutSink.ts"
 import { CheckpointStore } from "../journal/CheckpointStore.ts"
 import { JournalSource } from "../journal/JournalSource.ts"
+import { LoggingLive } from "../observability/Logging.ts"
+import { metricsAddressConfig, OpsServer } from "../observability/OpsServer.ts"
+import { Readiness } from "../observability/Readiness.ts"
+import { Shipper } from "../transport/Shipper.ts"
 
-export class SinkUnavailable extends Schema.TaggedError<SinkUnavailable>()("SinkUnavailable", {
-  message: Schema.String
-}) {}
+/** Start-up failed and was already logged on stderr: exit 1 without a second report on stdout. */
+export class ClientStartupFailed extends Error {
+  override readonly [Runtime.errorReported] = false
+}
 
 /**
- * THE place where the client's sink is chosen.
- * TODO(shipper): when src/transport/Shipper.ts lands, return its layer (it provides EventSink)
- * instead of failing, e.g. `return Shipper.layer` (configured from DROPTAILER_SERVER_ADDRESS etc.).
+ * THE place where the client's sink is chosen: stdout with `--stdout` / DROPTAILER_STDOUT=true,
+ * otherwise the gRPC Shipper (its settings and TLS files are checked here, before anything starts).
  */
-const sinkLayer = (config: ClientConfig, stdoutFlag: boolean): Effect.Effect<Layer.Layer<EventSink>, SinkUnavailable> =>
-  stdoutFlag || config.stdout
-    ? Effect.succeed(StdoutSink.layer)
-    : Effect.fail(
-      new SinkUnavailable({
-        message:
-          "droptailer client: shipping to the server (gRPC) is not available in this build yet; run with --stdout (or DROPTAILER_STDOUT=true) to print the events"
-      })
-    )
+const sinkLayer = (config: ClientConfig, stdoutFlag: boolean) =>
+  stdoutFlag || config.stdout ? Effect.succeed(StdoutSink.layer) : Shipper.fromEnvironment
 
 /** All of the client's layers, assembled in one place. */
 export const clientLayer = (config: ClientConfig, sink: Layer.Layer<EventSink>) =>
@@ -57,17 +54,23 @@ export const clientCommand = Command.make(
     )
   },
   ({ stdout }) =>
-    Effect.gen(function*() {
+    Effect.scoped(Effect.gen(function*() {
       const config = yield* loadClientConfig
       const sink = yield* sinkLayer(config, stdout)
+      const metricsAddress = yield* metricsAddressConfig(":9091")
+      yield* Layer.build(Layer.provide(OpsServer(metricsAddress), Readiness.layer))
       yield* Effect.gen(function*() {
         const pipeline = yield* ClientPipeline
         yield* pipeline.run
       }).pipe(Effect.provide(clientLayer(config, sink)))
-    }).pipe(
-      // on stderr (runMain reports the failure again, on stdout)
-      Effect.tapError((error) => Effect.logError(error.message)),
-      Effect.provideService(Logger.LogToStderr, true)
+    })).pipe(
+      Effect.catch((error) =>
+        Effect.andThen(
+          Effect.logError(`droptailer client: ${error.message}`),
+          Effect.fail(new ClientStartupFailed(error.message))
+        )
+      ),
+      Effect.provide(LoggingLive)
     )
 ).pipe(
   Command.withDescription("Follow the systemd journal and ship firewall drop/accept events to the droptailer server")

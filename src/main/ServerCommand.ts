@@ -1,35 +1,69 @@
 /**
- * `droptailer server`: the gRPC ingest server (mutual TLS) printing one line per event on stdout.
- * Settings from the environment (SERVER_PORT, SERVER_CERTIFICATE, SERVER_KEY,
- * SERVER_CA_CERTIFICATE, DROPTAILER_*); logs go to stderr so stdout carries only events. A bad
- * setting (unreadable or mismatched certificate, expired, not a CA, ...) stops it before it
- * serves, with a non-zero exit and a message naming the variable.
+ * `droptailer server`: receives events over gRPC with mutual TLS, enriches them from Kubernetes,
+ * prints one line per event on stdout, posts PacketDrop Events, and serves /metrics, /healthz and
+ * /readyz. Every setting is read and checked before anything starts; a bad one exits 1 with a
+ * message naming the variable. Logs go to stderr: stdout carries only events.
  */
-import { Effect, Layer, Logger, Runtime } from "effect"
+import { Effect, Layer, Runtime } from "effect"
 import { Command } from "effect/cli"
-import { StdoutIngestHandler } from "../server/StdoutIngestHandler.ts"
+import { Enricher } from "../k8s/Enricher.ts"
+import { kubernetesLayer } from "../k8s/Kubernetes.ts"
+import { LoggingLive } from "../observability/Logging.ts"
+import { metricsAddressConfig, OpsServer } from "../observability/OpsServer.ts"
+import { Readiness } from "../observability/Readiness.ts"
+import { serverPipelineLayer } from "../server/ServerPipeline.ts"
+import { outputFormatConfig, StdoutIngestHandler } from "../server/StdoutIngestHandler.ts"
 import { IngestServer } from "../transport/IngestServer.ts"
-
-export const serverLayer = IngestServer.layer.pipe(Layer.provide(StdoutIngestHandler.layer))
+import { ingestServerConfig } from "../transport/ServerConfig.ts"
+import { loadTlsMaterial } from "../transport/Tls.ts"
 
 /** Start-up failed and was already logged on stderr: exit 1 without a second report on stdout. */
 export class ServerStartupFailed extends Error {
   override readonly [Runtime.errorReported] = false
 }
 
-export const runServer = Layer.launch(serverLayer).pipe(
+/** /readyz reports whether the Kubernetes informers have synced (always true without Kubernetes). */
+const kubernetesReadiness = Layer.effectDiscard(Effect.gen(function*() {
+  const readiness = yield* Readiness
+  const enricher = yield* Enricher
+  yield* readiness.register({ name: "kubernetes", ready: enricher.synced })
+}))
+
+/** All of the server, assembled in one place; the settings were checked before. */
+export const serverLayer = Effect.gen(function*() {
+  const config = yield* ingestServerConfig
+  yield* loadTlsMaterial(config.tls)
+  const format = yield* outputFormatConfig
+  const metricsAddress = yield* metricsAddressConfig(":9090")
+  // reading the Kubernetes settings (and saying once whether there is a cluster) is part of this
+  const kubernetes = yield* Layer.build(kubernetesLayer).pipe(Effect.map(Layer.succeedContext))
+  return Layer.mergeAll(
+    IngestServer.layerConfig(config).pipe(Layer.provide(serverPipelineLayer(StdoutIngestHandler.layerTo(process.stdout, format)))),
+    OpsServer(metricsAddress),
+    kubernetesReadiness
+  ).pipe(
+    Layer.provide(Readiness.layer),
+    Layer.provide(kubernetes)
+  )
+})
+
+export const runServer = Effect.scoped(
+  Effect.gen(function*() {
+    const layer = yield* serverLayer
+    return yield* Layer.launch(layer)
+  })
+).pipe(
   Effect.catch((error) =>
     Effect.andThen(
       Effect.logError(`droptailer server cannot start: ${error.message}`),
       Effect.fail(new ServerStartupFailed(error.message))
     )
   ),
-  // logs on stderr: stdout is the event stream
-  Effect.provideService(Logger.LogToStderr, true)
+  Effect.provide(LoggingLive)
 )
 
 export const serverCommand = Command.make("server", {}, () => runServer).pipe(
   Command.withDescription(
-    "Receive events from droptailer clients over gRPC with mutual TLS and print one line per event on stdout"
+    "Receive events from droptailer clients over gRPC with mutual TLS, enrich them from Kubernetes, print one line per event"
   )
 )
