@@ -2,11 +2,12 @@
  * The `droptailer` command: one executable, a subcommand per role.
  */
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Effect } from "effect"
+import { Effect, Logger } from "effect"
 import { Command } from "effect/cli"
 import packageJson from "../../package.json" with { type: "json" }
 import { certsCommand } from "./CertsCommand.ts"
 import { clientCommand } from "./ClientCommand.ts"
+import { demoCommand } from "./DemoCommand.ts"
 import { parseCommand } from "./ParseCommand.ts"
 import { serverCommand } from "./ServerCommand.ts"
 
@@ -14,11 +15,13 @@ const droptailer = Command.make("droptailer").pipe(
   Command.withDescription(
     "Firewall drop/accept logs from the systemd journal, shipped over gRPC with mutual TLS, enriched from Kubernetes"
   ),
-  Command.withSubcommands([parseCommand, clientCommand, serverCommand, certsCommand])
+  Command.withSubcommands([parseCommand, clientCommand, serverCommand, certsCommand, demoCommand])
 )
 
 droptailer.pipe(
   Command.run({ version: packageJson.version }),
   Effect.provide(NodeServices.layer),
+  // stdout carries events (server, client --stdout, parse): whatever runMain reports goes to stderr
+  Effect.provideService(Logger.LogToStderr, true),
   NodeRuntime.runMain
 )
