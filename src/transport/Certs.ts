@@ -4,7 +4,7 @@
  * (written as the server Secret and the client's /etc/droptailer-client expect them) and, in
  * memory, by tests and the demo (with knobs for expired certificates and a foreign CA).
  */
-import "./reflectMetadata.ts"
+import "reflect-metadata" // tsyringe (inside @peculiar/x509) needs the Reflect metadata API
 import * as x509 from "@peculiar/x509"
 import { webcrypto } from "node:crypto"
 import { isIP } from "node:net"
