@@ -4,12 +4,15 @@
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Effect, Logger } from "effect"
 import { Command } from "effect/cli"
-import packageJson from "../../package.json" with { type: "json" }
+import { createRequire } from "node:module"
 import { certsCommand } from "./CertsCommand.ts"
 import { clientCommand } from "./ClientCommand.ts"
 import { demoCommand } from "./DemoCommand.ts"
 import { parseCommand } from "./ParseCommand.ts"
 import { serverCommand } from "./ServerCommand.ts"
+
+// the same relative path from src/main and dist/main
+const packageJson = createRequire(import.meta.url)("../../package.json") as { readonly version: string }
 
 const droptailer = Command.make("droptailer").pipe(
   Command.withDescription(
