@@ -25,47 +25,112 @@ import {
   WorkloadRef
 } from "./DropEvent.ts"
 
-// The JSON line is the Schema's encoding, which orders keys as the Schema declares them. Going
-// through Schema.encode costs ~10 µs an event; this encoder does the same walk with the key
-// orders taken from the Schema structs themselves (tests check it against Schema.encode).
-type Encode = (value: unknown) => unknown
-const asIs: Encode = (value) => value
+// The JSON line is the Schema's encoding, which orders keys as the Schema declares them and leaves
+// out absent optional keys. Going through Schema.encode costs ~10 µs an event; this encoder builds
+// the same object with one object literal per struct, every key in Schema order, absent ones
+// `undefined` (which JSON.stringify leaves out): one hidden class per struct, no loops, no keyed
+// access, so V8's JSON.stringify takes its fast path. Tests check it against Schema.encode, with
+// every key of every struct set.
 
-const struct = (keys: ReadonlyArray<string>, nested: Readonly<Record<string, Encode>> = {}): Encode => {
-  const names = [...keys]
-  const encoders = names.map((key) => nested[key] ?? asIs)
-  return (value) => {
-    const input = value as Record<string, unknown>
-    const out: Record<string, unknown> = {}
-    for (let i = 0; i < names.length; i++) {
-      const key = names[i]!
-      const v = input[key]
-      if (v !== undefined) out[key] = encoders[i]!(v)
-    }
-    return out
-  }
-}
+const workloadJson = (w: typeof WorkloadRef.Type) => ({ kind: w.kind, name: w.name })
 
-const endpoint = struct(Object.keys(Endpoint.fields), { workload: struct(Object.keys(WorkloadRef.fields)) })
-const ip = struct(Object.keys(IpHeader.fields))
-const tcp = struct(Object.keys(TcpHeader.fields))
-const udp = struct(Object.keys(UdpHeader.fields))
-const icmp = struct(Object.keys(IcmpHeader.fields))
-const encodeEvent = struct(Object.keys(DropEvent.fields), {
-  timestamp: (micros) => formatTimestamp(micros as number),
-  src: endpoint,
-  dst: endpoint,
-  mac: struct(Object.keys(MacHeader.fields)),
-  ip,
-  tcp,
-  udp,
-  icmp,
-  inner: struct(Object.keys(InnerPacket.fields), { src: endpoint, dst: endpoint, ip, tcp, udp, icmp }),
-  arp: struct(Object.keys(ArpPacket.fields))
+const endpointJson = (e: typeof Endpoint.Type) => ({
+  ip: e.ip,
+  port: e.port,
+  kind: e.kind,
+  namespace: e.namespace,
+  name: e.name,
+  workload: e.workload === undefined ? undefined : workloadJson(e.workload),
+  node: e.node
+})
+
+const macJson = (m: typeof MacHeader.Type) => ({ dst: m.dst, src: m.src, ethertype: m.ethertype, raw: m.raw })
+
+const ipJson = (ip: typeof IpHeader.Type) => ({
+  version: ip.version,
+  length: ip.length,
+  ttl: ip.ttl,
+  tos: ip.tos,
+  precedence: ip.precedence,
+  id: ip.id,
+  flags: ip.flags,
+  fragmentOffset: ip.fragmentOffset,
+  options: ip.options,
+  trafficClass: ip.trafficClass,
+  flowLabel: ip.flowLabel
+})
+
+const tcpJson = (tcp: typeof TcpHeader.Type) => ({
+  seq: tcp.seq,
+  ack: tcp.ack,
+  window: tcp.window,
+  reserved: tcp.reserved,
+  flags: tcp.flags,
+  urgentPointer: tcp.urgentPointer,
+  options: tcp.options
+})
+
+const udpJson = (udp: typeof UdpHeader.Type) => ({ length: udp.length })
+
+const icmpJson = (icmp: typeof IcmpHeader.Type) => ({
+  type: icmp.type,
+  code: icmp.code,
+  id: icmp.id,
+  seq: icmp.seq,
+  parameter: icmp.parameter,
+  gateway: icmp.gateway,
+  mtu: icmp.mtu
+})
+
+const innerJson = (inner: typeof InnerPacket.Type) => ({
+  protocol: inner.protocol,
+  src: inner.src === undefined ? undefined : endpointJson(inner.src),
+  dst: inner.dst === undefined ? undefined : endpointJson(inner.dst),
+  ip: inner.ip === undefined ? undefined : ipJson(inner.ip),
+  tcp: inner.tcp === undefined ? undefined : tcpJson(inner.tcp),
+  udp: inner.udp === undefined ? undefined : udpJson(inner.udp),
+  icmp: inner.icmp === undefined ? undefined : icmpJson(inner.icmp),
+  incomplete: inner.incomplete
+})
+
+const arpJson = (arp: typeof ArpPacket.Type) => ({
+  htype: arp.htype,
+  ptype: arp.ptype,
+  opcode: arp.opcode,
+  macSrc: arp.macSrc,
+  macDst: arp.macDst
+})
+
+/** The Schema's JSON form of an event as a plain object (undefined = key left out). */
+const eventJson = (e: DropEvent) => ({
+  timestamp: e.timestamp === undefined ? undefined : formatTimestamp(e.timestamp),
+  action: e.action,
+  host: e.host,
+  protocol: e.protocol,
+  src: e.src === undefined ? undefined : endpointJson(e.src),
+  dst: e.dst === undefined ? undefined : endpointJson(e.dst),
+  in: e.in,
+  out: e.out,
+  physin: e.physin,
+  physout: e.physout,
+  mac: e.mac === undefined ? undefined : macJson(e.mac),
+  ip: e.ip === undefined ? undefined : ipJson(e.ip),
+  tcp: e.tcp === undefined ? undefined : tcpJson(e.tcp),
+  udp: e.udp === undefined ? undefined : udpJson(e.udp),
+  icmp: e.icmp === undefined ? undefined : icmpJson(e.icmp),
+  inner: e.inner === undefined ? undefined : innerJson(e.inner),
+  arp: e.arp === undefined ? undefined : arpJson(e.arp),
+  spi: e.spi,
+  mark: e.mark,
+  uid: e.uid,
+  gid: e.gid,
+  incomplete: e.incomplete,
+  unknown: e.unknown,
+  fields: e.fields
 })
 
 /** One JSON object per line, the DESIGN.md "Output" shape (also what `droptailer parse` prints). */
-export const formatJsonLine = (event: DropEvent): string => JSON.stringify(encodeEvent(event))
+export const formatJsonLine = (event: DropEvent): string => JSON.stringify(eventJson(event))
 
 const pad2 = (n: number): string => (n < 10 ? `0${n}` : String(n))
 

@@ -115,14 +115,17 @@ export const formatIpv6 = (groups: ReadonlyArray<number>): string => {
     i = j
   }
   let out = ""
+  let afterGap = false // `out` ends with the "::" (a group's digits never end in ":")
   for (let i = 0; i < 8; i++) {
     if (i === bestStart) {
       out += "::"
       i += bestLength - 1
+      afterGap = true
       continue
     }
-    if (out.length > 0 && !out.endsWith(":")) out += ":"
+    if (out.length > 0 && !afterGap) out += ":"
     out += groups[i]!.toString(16)
+    afterGap = false
   }
   return out
 }

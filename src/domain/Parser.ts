@@ -4,8 +4,9 @@
  * The format is what the kernel's nf_log_syslog.c prints for nftables `log` and iptables `LOG`:
  * space-separated `KEY=VALUE` tokens and bare flags, in a fixed order, with two exceptions to
  * "one token, one fact": `OPT (...)` groups and the `[...]` inner packet of ICMP errors, whose
- * keys repeat the outer packet's. The parser is a hand-written two-pass tokenizer (no regex, no
- * Schema): it runs for every kernel line the client reads, so it has to do ~1M lines/s.
+ * keys repeat the outer packet's. The parser is a hand-written tokenizer (no regex, no Schema)
+ * over the line's codes in a typed array (see `codesOf`): it runs for every kernel line the client
+ * reads, so it has to do ~1M lines/s.
  */
 import type { Action, DropEvent } from "./DropEvent.ts"
 import { canonicalIp } from "./Ip.ts"
@@ -81,8 +82,41 @@ const parseHex = (s: string, from: number): number => {
   return v
 }
 
+/** `parseDecimal` of `b[from..to)` (the line's codes, see `codesOf`): no substring. */
+const decimalAt = (b: Uint8Array, from: number, to: number): number => {
+  const n = to - from
+  if (n <= 0 || n > 15) return -1
+  let v = 0
+  for (let i = from; i < to; i++) {
+    const c = b[i]! - 48
+    if (c < 0 || c > 9) return -1
+    v = v * 10 + c
+  }
+  return v
+}
+
+/** `parseHex` of `b[from..to)`. */
+const hexAt = (b: Uint8Array, from: number, to: number): number => {
+  if (to <= from || to - from > 13) return -1
+  let v = 0
+  for (let i = from; i < to; i++) {
+    const c = b[i]!
+    const h = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1
+    if (h < 0) return -1
+    v = v * 16 + h
+  }
+  return v
+}
+
+/** Whether `b[from..to)` has a `:` (an IPv6 address, not IPv4). */
+const hasColon = (b: Uint8Array, from: number, to: number): boolean => {
+  for (let i = from; i < to; i++) if (b[i] === 58) return true
+  return false
+}
+
 /** `0x2a` → 42 (MARK, SPI); -1 when not hex. */
-const parse0x = (s: string): number => (s.length > 2 && s.charCodeAt(0) === 48 && s.charCodeAt(1) === 120 ? parseHex(s, 2) : -1)
+const hex0xAt = (b: Uint8Array, from: number, to: number): number =>
+  to - from > 2 && b[from] === 48 && b[from + 1] === 120 ? hexAt(b, from + 2, to) : -1
 
 // ---------------------------------------------------------------------------------------------
 // One packet's worth of facts. The outer packet and the quoted inner packet of an ICMP error each
@@ -164,397 +198,244 @@ const isIcmp = (proto: string | undefined): boolean => proto === "ICMP" || proto
 const isUdp = (proto: string | undefined): boolean => proto === "UDP" || proto === "UDPLITE"
 
 // ---------------------------------------------------------------------------------------------
-// Token ids. Keys and bare words the kernel prints get a small number, found by length and a
-// `startsWith` at the token's offset: no substring for the key, no string-switch, and the wire
-// map is written with the constant (internalized) name.
+// Token ids. Keys and bare words the kernel prints get a small number (see `tokenId`): no
+// substring for the key, no string switch, and the wire map is written with the constant
+// (internalized) name. The `switch`es on ids use the numbers as literals (`case 9 /* SRC */:`):
+// V8 compiles a switch whose labels are all small integer literals into a jump table, one with
+// named constants into a chain of comparisons (tests check the literals against `tokenNames`).
 
-const K_IN = 1
-const K_OUT = 2
-const K_PHYSIN = 3
-const K_PHYSOUT = 4
-const K_MAC = 5
-const K_MACSRC = 6
-const K_MACDST = 7
-const K_MACPROTO = 8
-const K_SRC = 9
-const K_DST = 10
-const K_LEN = 11
-const K_TOS = 12
-const K_PREC = 13
-const K_TTL = 14
-const K_ID = 15
-const K_TC = 16
-const K_HOPLIMIT = 17
-const K_FLOWLBL = 18
-const K_PROTO = 19
-const K_SPT = 20
-const K_DPT = 21
-const K_SEQ = 22
+// An id is the name's index in `tokenNames`: keys (`KEY=VALUE`) 1-41, bare words 42-57. Named
+// here are the ids code uses outside a switch.
 const K_ACK = 23 // also the bare ACK flag: one wire key
-const K_WINDOW = 24
-const K_RES = 25
-const K_URGP = 26
-const K_TYPE = 27
-const K_CODE = 28
-const K_PARAMETER = 29
-const K_POINTER = 30
-const K_GATEWAY = 31
-const K_MTU = 32
-const K_SPI = 33
-const K_UID = 34
-const K_GID = 35
-const K_MARK = 36
-const K_HTYPE = 37
-const K_PTYPE = 38
-const K_OPCODE = 39
-const K_IPSRC = 40
-const K_IPDST = 41
-// bare words
-const W_CE = 42
-const W_DF = 43
-const W_MF = 44
+const K_IPDST = 41 // the last key
 const W_AE = 45
-const W_CWR = 46
-const W_ECE = 47
-const W_URG = 48
 const W_PSH = 49
-const W_RST = 50
-const W_SYN = 51
-const W_FIN = 52
-const W_ARP = 53
 const W_INCOMPLETE = 54
 const W_OPT = 55
-const W_AH = 56
-const W_ESP = 57
 
 const tokenNames = [
+  // 0: not a known name; 1-41: keys
   "", "IN", "OUT", "PHYSIN", "PHYSOUT", "MAC", "MACSRC", "MACDST", "MACPROTO", "SRC", "DST", "LEN", "TOS", "PREC",
   "TTL", "ID", "TC", "HOPLIMIT", "FLOWLBL", "PROTO", "SPT", "DPT", "SEQ", "ACK", "WINDOW", "RES", "URGP", "TYPE",
   "CODE", "PARAMETER", "POINTER", "GATEWAY", "MTU", "SPI", "UID", "GID", "MARK", "HTYPE", "PTYPE", "OPCODE",
-  "IPSRC", "IPDST", "CE", "DF", "MF", "AE", "CWR", "ECE", "URG", "PSH", "RST", "SYN", "FIN", "ARP", "INCOMPLETE",
+  "IPSRC", "IPDST",
+  // 42-57: bare words
+  "CE", "DF", "MF", "AE", "CWR", "ECE", "URG", "PSH", "RST", "SYN", "FIN", "ARP", "INCOMPLETE",
   "OPT", "AH", "ESP"
 ] as const
 const tokenIds: ReadonlyMap<string, number> = new Map(tokenNames.map((name, id) => [name, id]))
 
-/** The first `count` characters at `from` as one integer, as the scan packs them. */
-const packAt = (text: string, from: number, count: number): number => {
-  let packed = 0
-  for (let i = 0; i < count; i++) packed = packed * 256 + text.charCodeAt(from + i)
-  return packed
-}
+// Token lookup: an open-addressing table keyed by a token's length and its first (up to) four
+// codes packed into one integer, built from `tokenNames` at load (so it cannot drift from them);
+// names longer than four characters compare their tail. One multiply, one or two probes: no
+// substring, no string switch, no chain of comparisons.
 
-/** Whether `text[from+4..]` continues with the rest of `word` (its first four characters matched). */
-const rest = (text: string, from: number, word: string): boolean => {
-  for (let i = 4; i < word.length; i++) if (text.charCodeAt(from + i) !== word.charCodeAt(i)) return false
-  return true
-}
+const slotBits = 8
+const slotMask = (1 << slotBits) - 1
+const slotKey = new Int32Array(1 << slotBits)
+const slotLength = new Uint8Array(1 << slotBits) // 0: empty
+const slotId = new Uint8Array(1 << slotBits)
+/** Every name's codes, back to back; name `id` starts at `nameStart[id]`. */
+const nameCodes = new Uint8Array(tokenNames.reduce((n, name) => n + name.length, 0))
+const nameStart = new Uint16Array(tokenNames.length)
 
-/**
- * The id of `text[from..from+len)` when it is a key/word the kernel prints, else 0. Dispatches on
- * the length and `packed`, the first (up to) four characters as one integer (an integer switch),
- * then compares the rest: no substring, no string switch. Generated from `tokenNames`.
- */
-const tokenId = (text: string, from: number, len: number, packed: number): number => {
-  if (len < 2 || len > 10) return 0
-  switch (len) {
-    case 2:
-      switch (packed) {
-        case 0x4145: // AE
-          return W_AE
-        case 0x4148: // AH
-          return W_AH
-        case 0x4345: // CE
-          return W_CE
-        case 0x4446: // DF
-          return W_DF
-        case 0x4944: // ID
-          return K_ID
-        case 0x494e: // IN
-          return K_IN
-        case 0x4d46: // MF
-          return W_MF
-        case 0x5443: // TC
-          return K_TC
-      }
-      return 0
-    case 3:
-      switch (packed) {
-        case 0x41434b: // ACK
-          return K_ACK
-        case 0x415250: // ARP
-          return W_ARP
-        case 0x435752: // CWR
-          return W_CWR
-        case 0x445054: // DPT
-          return K_DPT
-        case 0x445354: // DST
-          return K_DST
-        case 0x454345: // ECE
-          return W_ECE
-        case 0x455350: // ESP
-          return W_ESP
-        case 0x46494e: // FIN
-          return W_FIN
-        case 0x474944: // GID
-          return K_GID
-        case 0x4c454e: // LEN
-          return K_LEN
-        case 0x4d4143: // MAC
-          return K_MAC
-        case 0x4d5455: // MTU
-          return K_MTU
-        case 0x4f5054: // OPT
-          return W_OPT
-        case 0x4f5554: // OUT
-          return K_OUT
-        case 0x505348: // PSH
-          return W_PSH
-        case 0x524553: // RES
-          return K_RES
-        case 0x525354: // RST
-          return W_RST
-        case 0x534551: // SEQ
-          return K_SEQ
-        case 0x535049: // SPI
-          return K_SPI
-        case 0x535054: // SPT
-          return K_SPT
-        case 0x535243: // SRC
-          return K_SRC
-        case 0x53594e: // SYN
-          return W_SYN
-        case 0x544f53: // TOS
-          return K_TOS
-        case 0x54544c: // TTL
-          return K_TTL
-        case 0x554944: // UID
-          return K_UID
-        case 0x555247: // URG
-          return W_URG
-      }
-      return 0
-    case 4:
-      switch (packed) {
-        case 0x434f4445: // CODE
-          return K_CODE
-        case 0x4d41524b: // MARK
-          return K_MARK
-        case 0x50524543: // PREC
-          return K_PREC
-        case 0x54595045: // TYPE
-          return K_TYPE
-        case 0x55524750: // URGP
-          return K_URGP
-      }
-      return 0
-    case 5:
-      switch (packed) {
-        case 0x48545950: // HTYPE
-          return rest(text, from, "HTYPE") ? K_HTYPE : 0
-        case 0x49504453: // IPDST
-          return rest(text, from, "IPDST") ? K_IPDST : 0
-        case 0x49505352: // IPSRC
-          return rest(text, from, "IPSRC") ? K_IPSRC : 0
-        case 0x50524f54: // PROTO
-          return rest(text, from, "PROTO") ? K_PROTO : 0
-        case 0x50545950: // PTYPE
-          return rest(text, from, "PTYPE") ? K_PTYPE : 0
-      }
-      return 0
-    case 6:
-      switch (packed) {
-        case 0x4d414344: // MACDST
-          return rest(text, from, "MACDST") ? K_MACDST : 0
-        case 0x4d414353: // MACSRC
-          return rest(text, from, "MACSRC") ? K_MACSRC : 0
-        case 0x4f50434f: // OPCODE
-          return rest(text, from, "OPCODE") ? K_OPCODE : 0
-        case 0x50485953: // PHYSIN
-          return rest(text, from, "PHYSIN") ? K_PHYSIN : 0
-        case 0x57494e44: // WINDOW
-          return rest(text, from, "WINDOW") ? K_WINDOW : 0
-      }
-      return 0
-    case 7:
-      switch (packed) {
-        case 0x464c4f57: // FLOWLBL
-          return rest(text, from, "FLOWLBL") ? K_FLOWLBL : 0
-        case 0x47415445: // GATEWAY
-          return rest(text, from, "GATEWAY") ? K_GATEWAY : 0
-        case 0x50485953: // PHYSOUT
-          return rest(text, from, "PHYSOUT") ? K_PHYSOUT : 0
-        case 0x504f494e: // POINTER
-          return rest(text, from, "POINTER") ? K_POINTER : 0
-      }
-      return 0
-    case 8:
-      switch (packed) {
-        case 0x484f504c: // HOPLIMIT
-          return rest(text, from, "HOPLIMIT") ? K_HOPLIMIT : 0
-        case 0x4d414350: // MACPROTO
-          return rest(text, from, "MACPROTO") ? K_MACPROTO : 0
-      }
-      return 0
-    case 9:
-      switch (packed) {
-        case 0x50415241: // PARAMETER
-          return rest(text, from, "PARAMETER") ? K_PARAMETER : 0
-      }
-      return 0
-    case 10:
-      switch (packed) {
-        case 0x494e434f: // INCOMPLETE
-          return rest(text, from, "INCOMPLETE") ? W_INCOMPLETE : 0
-      }
-      return 0
+const slotOf = (packed: number, length: number): number => Math.imul(packed ^ (length << 26), 0x9e3779b1) >>> (32 - slotBits)
+
+{
+  let at = 0
+  for (let id = 1; id < tokenNames.length; id++) {
+    const name = tokenNames[id]!
+    nameStart[id] = at
+    let packed = 0
+    for (let i = 0; i < name.length; i++) {
+      nameCodes[at++] = name.charCodeAt(i)
+      if (i < 4) packed = (packed << 8) | name.charCodeAt(i)
+    }
+    let h = slotOf(packed, name.length)
+    while (slotLength[h] !== 0) h = (h + 1) & slotMask
+    slotKey[h] = packed
+    slotLength[h] = name.length
+    slotId[h] = id
   }
-  return 0
 }
 
 /**
- * A `KEY=VALUE` token with a known key into packet `p` (`outer` for outer-only keys). Returns
- * false when the key is not one the kernel prints at that place.
+ * The id of `b[from..from+len)` (the line's codes) when it is a key/word the kernel prints, else
+ * 0.
  */
-const applyKv = (outer: Packet, p: Packet, id: number, value: string): boolean => {
+const tokenId = (b: Uint8Array, from: number, len: number): number => {
+  if (len < 2 || len > 10) return 0
+  let packed = (b[from]! << 8) | b[from + 1]!
+  if (len > 2) {
+    packed = (packed << 8) | b[from + 2]!
+    if (len > 3) packed = (packed << 8) | b[from + 3]!
+  }
+  for (let h = slotOf(packed, len);; h = (h + 1) & slotMask) {
+    const length = slotLength[h]!
+    if (length === 0) return 0
+    if (length === len && slotKey[h] === packed) {
+      const id = slotId[h]!
+      for (let i = 4, at = nameStart[id]! + 4; i < len; i++, at++) if (b[from + i] !== nameCodes[at]) return 0
+      return id
+    }
+  }
+}
+
+/**
+ * A `KEY=VALUE` token with a known key into packet `p` (`outer` for outer-only keys); `value` is
+ * also in `b[from..to)` (codes, see `codesOf`), where numbers are read. Returns false when the key
+ * is not one the kernel prints at that place.
+ */
+const applyKv = (
+  outer: Packet,
+  p: Packet,
+  id: number,
+  value: string,
+  b: Uint8Array,
+  from: number,
+  to: number
+): boolean => {
   switch (id) {
-    case K_SRC:
-      p.src = canonicalIp(value)
-      if (p.version === 0) p.version = value.indexOf(":") >= 0 ? 6 : 4
+    case 9 /* SRC */: {
+      const v6 = hasColon(b, from, to)
+      p.src = v6 ? canonicalIp(value) : value // canonicalIp leaves text without a colon as it is
+      if (p.version === 0) p.version = v6 ? 6 : 4
       return true
-    case K_DST:
-      p.dst = canonicalIp(value)
+    }
+    case 10 /* DST */:
+      p.dst = hasColon(b, from, to) ? canonicalIp(value) : value
       return true
-    case K_LEN:
+    case 11 /* LEN */:
       // first LEN is the IP header's; after PROTO=UDP/UDPLITE it is the UDP header's
-      if (p.proto === undefined) p.ipLength = parseDecimal(value)
-      else if (isUdp(p.proto)) p.udpLength = parseDecimal(value)
+      if (p.proto === undefined) p.ipLength = decimalAt(b, from, to)
+      else if (isUdp(p.proto)) p.udpLength = decimalAt(b, from, to)
       else return false
       return true
-    case K_TOS:
+    case 12 /* TOS */:
       p.tos = value
       return true
-    case K_PREC:
+    case 13 /* PREC */:
       p.prec = value
       return true
-    case K_TTL:
-      p.ttl = parseDecimal(value)
+    case 14 /* TTL */:
+      p.ttl = decimalAt(b, from, to)
       return true
-    case K_HOPLIMIT:
-      p.ttl = parseDecimal(value)
+    case 17 /* HOPLIMIT */:
+      p.ttl = decimalAt(b, from, to)
       p.version = 6
       return true
-    case K_ID:
+    case 15 /* ID */:
       // first ID is the IPv4 header's; after PROTO=ICMP it is the echo identifier
-      if (p.proto === undefined) p.ipId = parseDecimal(value)
-      else if (isIcmp(p.proto)) p.icmpId = parseDecimal(value)
+      if (p.proto === undefined) p.ipId = decimalAt(b, from, to)
+      else if (isIcmp(p.proto)) p.icmpId = decimalAt(b, from, to)
       else return false
       return true
-    case K_TC:
+    case 16 /* TC */:
       p.tc = value
       p.version = 6
       return true
-    case K_FLOWLBL:
+    case 18 /* FLOWLBL */:
       p.flowLabel = value
       p.version = 6
       return true
-    case K_PROTO:
+    case 19 /* PROTO */:
       p.proto = value
       return true
-    case K_SPT:
-      p.spt = parseDecimal(value)
+    case 20 /* SPT */:
+      p.spt = decimalAt(b, from, to)
       return true
-    case K_DPT:
-      p.dpt = parseDecimal(value)
+    case 21 /* DPT */:
+      p.dpt = decimalAt(b, from, to)
       return true
-    case K_SEQ:
-      if (isIcmp(p.proto)) p.icmpSeq = parseDecimal(value)
-      else p.seq = parseDecimal(value)
+    case 22 /* SEQ */:
+      if (isIcmp(p.proto)) p.icmpSeq = decimalAt(b, from, to)
+      else p.seq = decimalAt(b, from, to)
       return true
-    case K_ACK:
-      p.ack = parseDecimal(value)
+    case 23 /* ACK */:
+      p.ack = decimalAt(b, from, to)
       return true
-    case K_WINDOW:
-      p.window = parseDecimal(value)
+    case 24 /* WINDOW */:
+      p.window = decimalAt(b, from, to)
       return true
-    case K_RES:
+    case 25 /* RES */:
       p.res = value
       return true
-    case K_URGP:
-      p.urgp = parseDecimal(value)
+    case 26 /* URGP */:
+      p.urgp = decimalAt(b, from, to)
       return true
-    case K_TYPE:
-      p.icmpType = parseDecimal(value)
+    case 27 /* TYPE */:
+      p.icmpType = decimalAt(b, from, to)
       return true
-    case K_CODE:
-      p.icmpCode = parseDecimal(value)
+    case 28 /* CODE */:
+      p.icmpCode = decimalAt(b, from, to)
       return true
-    case K_PARAMETER:
-      p.parameter = parseDecimal(value)
+    case 29 /* PARAMETER */:
+      p.parameter = decimalAt(b, from, to)
       return true
-    case K_POINTER: // ICMPv6 parameter problem, %08x
-      p.parameter = parseHex(value, 0)
+    case 30 /* POINTER */: // ICMPv6 parameter problem, %08x
+      p.parameter = hexAt(b, from, to)
       return true
-    case K_GATEWAY:
+    case 31 /* GATEWAY */:
       p.gateway = value
       return true
-    case K_MTU:
-      p.mtu = parseDecimal(value)
+    case 32 /* MTU */:
+      p.mtu = decimalAt(b, from, to)
       return true
-    case K_SPI:
-      p.spi = parse0x(value)
+    case 33 /* SPI */:
+      p.spi = hex0xAt(b, from, to)
       return true
   }
   if (p !== outer) return false
   switch (id) {
-    case K_IN:
+    case 1 /* IN */:
       p.inIface = value
       return true
-    case K_OUT:
+    case 2 /* OUT */:
       p.outIface = value
       return true
-    case K_PHYSIN:
+    case 3 /* PHYSIN */:
       p.physin = value
       return true
-    case K_PHYSOUT:
+    case 4 /* PHYSOUT */:
       p.physout = value
       return true
-    case K_MAC:
+    case 5 /* MAC */:
       p.mac = value
       return true
-    case K_MACSRC: // link layer (`log flags ether`) before ARP, ARP payload after it
+    case 6 /* MACSRC */: // link layer (`log flags ether`) before ARP, ARP payload after it
       if (p.arp) p.arpMacSrc = value
       else p.macSrc = value
       return true
-    case K_MACDST:
+    case 7 /* MACDST */:
       if (p.arp) p.arpMacDst = value
       else p.macDst = value
       return true
-    case K_MACPROTO:
+    case 8 /* MACPROTO */:
       p.macProto = value
       return true
-    case K_HTYPE:
-      p.htype = parseDecimal(value)
+    case 37 /* HTYPE */:
+      p.htype = decimalAt(b, from, to)
       return true
-    case K_PTYPE:
+    case 38 /* PTYPE */:
       p.ptype = value
       return true
-    case K_OPCODE:
-      p.opcode = parseDecimal(value)
+    case 39 /* OPCODE */:
+      p.opcode = decimalAt(b, from, to)
       return true
-    case K_IPSRC:
+    case 40 /* IPSRC */:
       p.src = canonicalIp(value)
       return true
-    case K_IPDST:
+    case 41 /* IPDST */:
       p.dst = canonicalIp(value)
       return true
-    case K_MARK:
-      p.mark = parse0x(value)
+    case 36 /* MARK */:
+      p.mark = hex0xAt(b, from, to)
       return true
-    case K_UID:
-      p.uid = parseDecimal(value)
+    case 34 /* UID */:
+      p.uid = decimalAt(b, from, to)
       return true
-    case K_GID:
-      p.gid = parseDecimal(value)
+    case 35 /* GID */:
+      p.gid = decimalAt(b, from, to)
       return true
   }
   return false
@@ -563,36 +444,36 @@ const applyKv = (outer: Packet, p: Packet, id: number, value: string): boolean =
 /** A bare word with a known id: IP and TCP flags, `ARP`, IPv6 extension header names. */
 const applyWord = (outer: Packet, p: Packet, id: number): boolean => {
   switch (id) {
-    case W_CE:
+    case 42 /* CE */:
       p.ipFlags |= IP_CE
       return true
-    case W_DF:
+    case 43 /* DF */:
       p.ipFlags |= IP_DF
       return true
-    case W_MF:
-    case W_INCOMPLETE: // IPv6 fragment header with the M bit (the `[N bytes]` form is handled before)
+    case 44 /* MF */:
+    case 54 /* INCOMPLETE */: // IPv6 fragment header with the M bit (the `[N bytes]` form is handled before)
       p.ipFlags |= IP_MF
       return true
-    case W_AH:
+    case 56 /* AH */:
       p.ipFlags |= IP_AH
       return true
-    case W_ESP:
+    case 57 /* ESP */:
       p.ipFlags |= IP_ESP
       return true
-    case W_ARP:
+    case 53 /* ARP */:
       if (p !== outer) return false
       p.arp = true
       p.proto = "ARP"
       return true
-    case W_AE:
-    case W_CWR:
-    case W_ECE:
-    case W_URG:
-    case K_ACK:
-    case W_PSH:
-    case W_RST:
-    case W_SYN:
-    case W_FIN:
+    case 45 /* AE */:
+    case 46 /* CWR */:
+    case 47 /* ECE */:
+    case 48 /* URG */:
+    case 23 /* ACK */:
+    case 49 /* PSH */:
+    case 50 /* RST */:
+    case 51 /* SYN */:
+    case 52 /* FIN */:
       if (p.proto !== "TCP") return false
       p.tcpFlags |= 1 << (id === K_ACK ? 4 : id < W_PSH ? id - W_AE : id - W_AE + 1)
       return true
@@ -666,185 +547,206 @@ const setKnownField = (scan: Scan, id: number, value: string): void => {
  */
 const storeKnown = (fields: Record<string, string>, id: number, value: string): void => {
   switch (id) {
-    case K_IN:
+    case 1 /* IN */:
       fields.IN = value
       return
-    case K_OUT:
+    case 2 /* OUT */:
       fields.OUT = value
       return
-    case K_PHYSIN:
+    case 3 /* PHYSIN */:
       fields.PHYSIN = value
       return
-    case K_PHYSOUT:
+    case 4 /* PHYSOUT */:
       fields.PHYSOUT = value
       return
-    case K_MAC:
+    case 5 /* MAC */:
       fields.MAC = value
       return
-    case K_MACSRC:
+    case 6 /* MACSRC */:
       fields.MACSRC = value
       return
-    case K_MACDST:
+    case 7 /* MACDST */:
       fields.MACDST = value
       return
-    case K_MACPROTO:
+    case 8 /* MACPROTO */:
       fields.MACPROTO = value
       return
-    case K_SRC:
+    case 9 /* SRC */:
       fields.SRC = value
       return
-    case K_DST:
+    case 10 /* DST */:
       fields.DST = value
       return
-    case K_LEN:
+    case 11 /* LEN */:
       fields.LEN = value
       return
-    case K_TOS:
+    case 12 /* TOS */:
       fields.TOS = value
       return
-    case K_PREC:
+    case 13 /* PREC */:
       fields.PREC = value
       return
-    case K_TTL:
+    case 14 /* TTL */:
       fields.TTL = value
       return
-    case K_ID:
+    case 15 /* ID */:
       fields.ID = value
       return
-    case K_TC:
+    case 16 /* TC */:
       fields.TC = value
       return
-    case K_HOPLIMIT:
+    case 17 /* HOPLIMIT */:
       fields.HOPLIMIT = value
       return
-    case K_FLOWLBL:
+    case 18 /* FLOWLBL */:
       fields.FLOWLBL = value
       return
-    case K_PROTO:
+    case 19 /* PROTO */:
       fields.PROTO = value
       return
-    case K_SPT:
+    case 20 /* SPT */:
       fields.SPT = value
       return
-    case K_DPT:
+    case 21 /* DPT */:
       fields.DPT = value
       return
-    case K_SEQ:
+    case 22 /* SEQ */:
       fields.SEQ = value
       return
-    case K_ACK:
+    case 23 /* ACK */:
       fields.ACK = value
       return
-    case K_WINDOW:
+    case 24 /* WINDOW */:
       fields.WINDOW = value
       return
-    case K_RES:
+    case 25 /* RES */:
       fields.RES = value
       return
-    case K_URGP:
+    case 26 /* URGP */:
       fields.URGP = value
       return
-    case K_TYPE:
+    case 27 /* TYPE */:
       fields.TYPE = value
       return
-    case K_CODE:
+    case 28 /* CODE */:
       fields.CODE = value
       return
-    case K_PARAMETER:
+    case 29 /* PARAMETER */:
       fields.PARAMETER = value
       return
-    case K_POINTER:
+    case 30 /* POINTER */:
       fields.POINTER = value
       return
-    case K_GATEWAY:
+    case 31 /* GATEWAY */:
       fields.GATEWAY = value
       return
-    case K_MTU:
+    case 32 /* MTU */:
       fields.MTU = value
       return
-    case K_SPI:
+    case 33 /* SPI */:
       fields.SPI = value
       return
-    case K_UID:
+    case 34 /* UID */:
       fields.UID = value
       return
-    case K_GID:
+    case 35 /* GID */:
       fields.GID = value
       return
-    case K_MARK:
+    case 36 /* MARK */:
       fields.MARK = value
       return
-    case K_HTYPE:
+    case 37 /* HTYPE */:
       fields.HTYPE = value
       return
-    case K_PTYPE:
+    case 38 /* PTYPE */:
       fields.PTYPE = value
       return
-    case K_OPCODE:
+    case 39 /* OPCODE */:
       fields.OPCODE = value
       return
-    case K_IPSRC:
+    case 40 /* IPSRC */:
       fields.IPSRC = value
       return
-    case K_IPDST:
+    case 41 /* IPDST */:
       fields.IPDST = value
       return
-    case W_CE:
+    case 42 /* CE */:
       fields.CE = value
       return
-    case W_DF:
+    case 43 /* DF */:
       fields.DF = value
       return
-    case W_MF:
+    case 44 /* MF */:
       fields.MF = value
       return
-    case W_AE:
+    case 45 /* AE */:
       fields.AE = value
       return
-    case W_CWR:
+    case 46 /* CWR */:
       fields.CWR = value
       return
-    case W_ECE:
+    case 47 /* ECE */:
       fields.ECE = value
       return
-    case W_URG:
+    case 48 /* URG */:
       fields.URG = value
       return
-    case W_PSH:
+    case 49 /* PSH */:
       fields.PSH = value
       return
-    case W_RST:
+    case 50 /* RST */:
       fields.RST = value
       return
-    case W_SYN:
+    case 51 /* SYN */:
       fields.SYN = value
       return
-    case W_FIN:
+    case 52 /* FIN */:
       fields.FIN = value
       return
-    case W_ARP:
+    case 53 /* ARP */:
       fields.ARP = value
       return
-    case W_INCOMPLETE:
+    case 54 /* INCOMPLETE */:
       fields.INCOMPLETE = value
       return
-    case W_OPT:
+    case 55 /* OPT */:
       fields.OPT = value
       return
-    case W_AH:
+    case 56 /* AH */:
       fields.AH = value
       return
-    case W_ESP:
+    case 57 /* ESP */:
       fields.ESP = value
       return
   }
 }
 
-const handleToken = (scan: Scan, s: number, e: number, eq: number, packed: number): void => {
+/**
+ * A `KEY=VALUE` token into the current packet and (outer packet) the wire map. The scan calls it
+ * directly for all but the rare tokens `handleToken` has to look at first.
+ */
+const keyValue = (scan: Scan, b: Uint8Array, s: number, e: number, eq: number): void => {
+  const outer = scan.outer
+  const p = scan.current
+  const id = tokenId(b, s, eq - s)
+  const value = scan.text.slice(eq + 1, e)
+  if (id !== 0 && id <= K_IPDST && applyKv(outer, p, id, value, b, eq + 1, e)) {
+    if (p === outer) setKnownField(scan, id, value)
+    return
+  }
+  if (p === outer) {
+    if (id !== 0) setKnownField(scan, id, value)
+    else setOtherField(scan.fields, scan.text.slice(s, eq), value)
+  }
+  addUnknown(outer, scan.text.slice(s, e))
+}
+
+/** Any token `b[s..e)` (`eq`: index of its first `=`, or -1): pending state, brackets, words. */
+const handleToken = (scan: Scan, b: Uint8Array, s: number, e: number, eq: number): void => {
   const text = scan.text
   const outer = scan.outer
   let p = scan.current
-  const first = text.charCodeAt(s)
+  const first = b[s]!
 
   // pending context from the previous token
   if (scan.state !== S_NONE) {
@@ -856,7 +758,7 @@ const handleToken = (scan: Scan, s: number, e: number, eq: number, packed: numbe
         if (p === outer) setOtherField(scan.fields, "(", "")
         return
       }
-      if (text.charCodeAt(e - 1) === 41 /* ) */) {
+      if (b[e - 1] === 41 /* ) */) {
         const options = text.slice(s + 1, e - 1)
         if (p.proto === "TCP") p.tcpOptions = options
         else p.ipOptions = options
@@ -865,7 +767,7 @@ const handleToken = (scan: Scan, s: number, e: number, eq: number, packed: numbe
       }
     } else if (state === S_INCOMPLETE) {
       if (first === 91 /* [ */) {
-        scan.pendingBytes = parseDecimal(text.slice(s + 1, e))
+        scan.pendingBytes = decimalAt(b, s + 1, e)
         scan.state = S_BYTES
         if (p === outer) setOtherField(scan.fields, text.slice(s, e), "")
         return
@@ -885,10 +787,7 @@ const handleToken = (scan: Scan, s: number, e: number, eq: number, packed: numbe
     p = new Packet()
     outer.inner = p
     scan.current = p
-    if (e - s > 1) {
-      const keyLength = (eq > s ? eq : e) - s - 1
-      handleToken(scan, s + 1, e, eq, packAt(text, s + 1, keyLength < 4 ? keyLength : 4))
-    }
+    if (e - s > 1) handleToken(scan, b, s + 1, e, eq)
     return
   }
   if (first === 93 /* ] */ && e - s === 1 && p !== outer) {
@@ -901,21 +800,11 @@ const handleToken = (scan: Scan, s: number, e: number, eq: number, packed: numbe
   }
 
   if (eq > s) {
-    const id = tokenId(text, s, eq - s, packed)
-    const value = text.slice(eq + 1, e)
-    if (id !== 0 && id <= K_IPDST && applyKv(outer, p, id, value)) {
-      if (p === outer) setKnownField(scan, id, value)
-      return
-    }
-    if (p === outer) {
-      if (id !== 0) setKnownField(scan, id, value)
-      else setOtherField(scan.fields, text.slice(s, eq), value)
-    }
-    addUnknown(outer, text.slice(s, e))
+    keyValue(scan, b, s, e, eq)
     return
   }
 
-  const id = tokenId(text, s, e - s, packed)
+  const id = tokenId(b, s, e - s)
   if (id === W_INCOMPLETE) {
     if (p === outer) setKnownField(scan, id, "")
     scan.state = S_INCOMPLETE
@@ -941,62 +830,88 @@ const handleToken = (scan: Scan, s: number, e: number, eq: number, packed: numbe
   if (!applyOtherWord(p, token)) addUnknown(outer, token)
 }
 
-/** Sets `scan.error` when `c` (outside printable ASCII and not a separator) is not acceptable. */
-const badCharacter = (scan: Scan, c: number, i: number): boolean => {
-  if (c < 32 || c === 127) {
-    scan.error = `binary data (control character 0x${c.toString(16).padStart(2, "0")} at column ${i + 1})`
-    return true
+// ---------------------------------------------------------------------------------------------
+// Codes: the scan reads the line from a byte array, one byte per UTF-16 code unit (same indices as
+// the string), not with `charCodeAt`: V8's `charCodeAt` re-dispatches on the string's
+// representation at every call (~5x the cost of a typed-array load). ASCII lines, all the kernel
+// prints, are copied in natively by `TextEncoder#encodeInto`; other lines are mapped in a loop.
+
+/** A code unit >= 0x80 that may stand in a token (Latin-1, CJK, ...: accepted, never a known name). */
+const C_OTHER = 0x80
+/** A lone or paired surrogate, or U+FFFD: the line was not valid UTF-8. */
+const C_INVALID = 0xff
+
+const encoder = new TextEncoder()
+/** Reused for every line up to `maxLineLength`; the parser is synchronous, nothing else touches it. */
+const codeBuffer = new Uint8Array(maxLineLength)
+
+/** `text` as codes (in a shared buffer, valid until the next call). */
+const codesOf = (text: string): Uint8Array => {
+  const n = text.length
+  const codes = n <= codeBuffer.length ? codeBuffer : new Uint8Array(n)
+  if (codes === codeBuffer) {
+    const done = encoder.encodeInto(text, codes)
+    if (done.read === n && done.written === n) return codes // one byte per character: all ASCII
   }
-  if (c >= 0xd800 && (c <= 0xdfff || c === 0xfffd)) {
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i)
+    codes[i] = c < 0x80 ? c : c >= 0xd800 && (c <= 0xdfff || c === 0xfffd) ? C_INVALID : C_OTHER
+  }
+  return codes
+}
+
+/** Sets `scan.error` when code `c` at `i` (outside printable ASCII, not a separator) is not acceptable. */
+const badCharacter = (scan: Scan, c: number, i: number): boolean => {
+  if (c === C_OTHER) return false
+  if (c === C_INVALID) {
     scan.error = `invalid UTF-8 (replacement or surrogate character at column ${i + 1})`
     return true
   }
-  return false
+  // c < 32 or 127
+  scan.error = `binary data (control character 0x${c.toString(16).padStart(2, "0")} at column ${i + 1})`
+  return true
 }
 
 /**
- * Tokens of `text[from..]` into the scan; stops at a control character, U+FFFD or a lone
- * surrogate (binary data or invalid UTF-8), leaving the reason in `scan.error`. Two tight loops per
- * token: the key (packing its first four characters for `tokenId` on the way) and the value (which
- * only looks for the next separator).
+ * Tokens of `b[from..n)` (the codes of `scan.text`) into the scan; stops at a control character,
+ * U+FFFD or a surrogate (binary data or invalid UTF-8), leaving the reason in `scan.error`. Two
+ * tight loops per token: the key (up to `=`) and the value (which only looks for the next
+ * separator).
  */
-const scanTokens = (scan: Scan, from: number): number => {
-  const text = scan.text
-  const n = text.length
+const scanTokens = (scan: Scan, b: Uint8Array, from: number, n: number): number => {
   let count = 0
   let i = from
   while (i < n) {
-    let c = text.charCodeAt(i)
+    let c = b[i]!
     if (c === 32 || c === 9) {
       i++
       continue
     }
     const start = i
-    let packed = 0
     let eq = -1
     for (; i < n; i++) {
-      c = text.charCodeAt(i)
+      c = b[i]!
       if (c > 32 && c < 127) {
         if (c === 61) {
           eq = i++
           break
         }
-        if (i - start < 4) packed = packed * 256 + c
         continue
       }
       if (c === 32 || c === 9) break
       if (badCharacter(scan, c, i)) return -1
-      if (i - start < 4) packed = packed * 256 + c
     }
     if (eq >= 0) {
       for (; i < n; i++) {
-        c = text.charCodeAt(i)
+        c = b[i]!
         if (c > 32 && c < 127) continue
         if (c === 32 || c === 9) break
         if (badCharacter(scan, c, i)) return -1
       }
     }
-    handleToken(scan, start, i, eq, packed)
+    // the common case, `KEY=VALUE` with nothing pending and no `[`, skips `handleToken`
+    if (eq > start && scan.state === S_NONE && b[start] !== 91 /* [ */) keyValue(scan, b, start, i, eq)
+    else handleToken(scan, b, start, i, eq)
     count++
   }
   // a token that promised more at the end of the line
@@ -1022,12 +937,20 @@ const endpoint = (ip: string | undefined, port: number): Endpoint => {
 
 const ipHeader = (p: Packet): IpHeader | undefined => {
   if (p.version !== 4 && p.version !== 6) return undefined
-  const ip: Mutable<IpHeader> = { version: p.version }
-  if (p.ipLength >= 0) ip.length = p.ipLength
-  if (p.ttl >= 0) ip.ttl = p.ttl
-  if (p.tos !== undefined) ip.tos = p.tos
-  if (p.prec !== undefined) ip.precedence = p.prec
-  if (p.ipId >= 0) ip.id = p.ipId
+  let ip: Mutable<IpHeader>
+  // the usual IPv4 and IPv6 headers as one literal each (one hidden class, no transitions)
+  if (p.ipLength >= 0 && p.ttl >= 0 && p.tos !== undefined && p.prec !== undefined && p.ipId >= 0) {
+    ip = { version: p.version, length: p.ipLength, ttl: p.ttl, tos: p.tos, precedence: p.prec, id: p.ipId }
+  } else if (p.ipLength >= 0 && p.ttl >= 0 && p.tos === undefined && p.prec === undefined && p.ipId < 0) {
+    ip = { version: p.version, length: p.ipLength, ttl: p.ttl }
+  } else {
+    ip = { version: p.version }
+    if (p.ipLength >= 0) ip.length = p.ipLength
+    if (p.ttl >= 0) ip.ttl = p.ttl
+    if (p.tos !== undefined) ip.tos = p.tos
+    if (p.prec !== undefined) ip.precedence = p.prec
+    if (p.ipId >= 0) ip.id = p.ipId
+  }
   if (p.ipFlags !== 0) {
     const flags: Array<string> = []
     for (let i = 0; i < ipFlagNames.length; i++) if (p.ipFlags & (1 << i)) flags.push(ipFlagNames[i]!)
@@ -1046,6 +969,10 @@ const tcpHeader = (p: Packet): TcpHeader | undefined => {
   const flags: Array<string> = []
   if (p.tcpFlags !== 0) {
     for (let i = 0; i < tcpFlagNames.length; i++) if (p.tcpFlags & (1 << i)) flags.push(tcpFlagNames[i]!)
+  }
+  if (p.seq < 0 && p.ack < 0 && p.window >= 0 && p.res !== undefined && p.urgp >= 0 && p.tcpOptions === undefined) {
+    // the usual header (no `log flags tcp sequence/options`) as one literal
+    return { window: p.window, reserved: p.res, flags, urgentPointer: p.urgp }
   }
   // built key by key so the keys come in Schema order (the JSON line follows it)
   const tcp: Record<string, unknown> = {}
@@ -1152,7 +1079,7 @@ const assemble = (line: Packet, action: Action, context: LineContext, fields: Re
 /** Parses `text[from..]`, the KEY=VALUE part after the prefix. */
 const parseFrom = (text: string, from: number, action: Action, context: LineContext): ParseResult => {
   const scan = new Scan(text)
-  const count = scanTokens(scan, from)
+  const count = scanTokens(scan, codesOf(text), from, text.length)
   if (count < 0) return { _tag: "Malformed", reason: scan.error ?? "unreadable" }
   if (count === 0) return { _tag: "Malformed", reason: "nothing after the prefix" }
   const outer = scan.outer
@@ -1173,9 +1100,11 @@ export const parseBody = (body: string, action: Action, context: LineContext): P
 }
 
 const startsWithAny = (message: string, prefixes: ReadonlyArray<string>): number => {
+  const first = message.charCodeAt(0)
   for (let i = 0; i < prefixes.length; i++) {
     const prefix = prefixes[i]!
-    if (message.startsWith(prefix)) return prefix.length
+    // the first character turns most other lines away without the (costlier) startsWith call
+    if ((prefix.length === 0 || prefix.charCodeAt(0) === first) && message.startsWith(prefix)) return prefix.length
   }
   return -1
 }
@@ -1217,7 +1146,7 @@ const replay = (outer: Packet, key: string, value: string): void => {
   if (value === "" && id > K_IPDST) known = applyWord(outer, outer, id) // a bare flag arrives as KEY → ""
   else if (value === "" && id === K_ACK) known = applyWord(outer, outer, id) // ACK the flag, not ACK=<n>
   else if (value === "" && id === 0) known = applyOtherWord(outer, key) // FRAG:N, ID:hex
-  else known = id !== 0 && id <= K_IPDST && applyKv(outer, outer, id, value)
+  else known = id !== 0 && id <= K_IPDST && applyKv(outer, outer, id, value, codesOf(value), 0, value.length)
   if (!known) addUnknown(outer, value === "" ? key : `${key}=${value}`)
 }
 
