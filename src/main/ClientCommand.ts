@@ -15,6 +15,7 @@ import { JournalSource } from "../journal/JournalSource.ts"
 import { LoggingLive } from "../observability/Logging.ts"
 import { metricsAddressConfig, OpsServer } from "../observability/OpsServer.ts"
 import { Readiness } from "../observability/Readiness.ts"
+import { exitCleanlyOnInterrupt } from "../observability/Shutdown.ts"
 import { Shipper } from "../transport/Shipper.ts"
 
 /** Start-up failed and was already logged on stderr: exit 1 without a second report on stdout. */
@@ -70,6 +71,7 @@ export const clientCommand = Command.make(
           Effect.fail(new ClientStartupFailed(error.message))
         )
       ),
+      exitCleanlyOnInterrupt,
       Effect.provide(LoggingLive)
     )
 ).pipe(

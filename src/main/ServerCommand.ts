@@ -6,15 +6,17 @@
  */
 import { Effect, Layer, Runtime } from "effect"
 import { Command } from "effect/cli"
+import type { OutputFormat } from "../domain/Format.ts"
 import { Enricher } from "../k8s/Enricher.ts"
 import { kubernetesLayer } from "../k8s/Kubernetes.ts"
 import { LoggingLive } from "../observability/Logging.ts"
 import { metricsAddressConfig, OpsServer } from "../observability/OpsServer.ts"
 import { Readiness } from "../observability/Readiness.ts"
+import { exitCleanlyOnInterrupt } from "../observability/Shutdown.ts"
 import { serverPipelineLayer } from "../server/ServerPipeline.ts"
 import { outputFormatConfig, StdoutIngestHandler } from "../server/StdoutIngestHandler.ts"
 import { IngestServer } from "../transport/IngestServer.ts"
-import { ingestServerConfig } from "../transport/ServerConfig.ts"
+import { ingestServerConfig, type IngestServerConfig } from "../transport/ServerConfig.ts"
 import { loadTlsMaterial } from "../transport/Tls.ts"
 
 /** Start-up failed and was already logged on stderr: exit 1 without a second report on stdout. */
@@ -29,19 +31,31 @@ const kubernetesReadiness = Layer.effectDiscard(Effect.gen(function*() {
   yield* readiness.register({ name: "kubernetes", ready: enricher.synced })
 }))
 
+/**
+ * The server's event path for explicit settings: the gRPC ingest server (enrich → stdout line →
+ * Events) and the Kubernetes readiness check. Needs `Readiness` and the Kubernetes services; the
+ * demo reuses it.
+ */
+export const ingestLayer = (config: IngestServerConfig, format: OutputFormat) =>
+  Layer.mergeAll(
+    IngestServer.layerConfig(config).pipe(Layer.provide(serverPipelineLayer(StdoutIngestHandler.layerTo(process.stdout, format)))),
+    kubernetesReadiness
+  )
+
+/**
+ * The Kubernetes services, built now in the current scope: reading their settings (and saying
+ * once whether there is a cluster) is part of start-up.
+ */
+export const buildKubernetes = Layer.build(kubernetesLayer).pipe(Effect.map(Layer.succeedContext))
+
 /** All of the server, assembled in one place; the settings were checked before. */
 export const serverLayer = Effect.gen(function*() {
   const config = yield* ingestServerConfig
   yield* loadTlsMaterial(config.tls)
   const format = yield* outputFormatConfig
   const metricsAddress = yield* metricsAddressConfig(":9090")
-  // reading the Kubernetes settings (and saying once whether there is a cluster) is part of this
-  const kubernetes = yield* Layer.build(kubernetesLayer).pipe(Effect.map(Layer.succeedContext))
-  return Layer.mergeAll(
-    IngestServer.layerConfig(config).pipe(Layer.provide(serverPipelineLayer(StdoutIngestHandler.layerTo(process.stdout, format)))),
-    OpsServer(metricsAddress),
-    kubernetesReadiness
-  ).pipe(
+  const kubernetes = yield* buildKubernetes
+  return Layer.mergeAll(ingestLayer(config, format), OpsServer(metricsAddress)).pipe(
     Layer.provide(Readiness.layer),
     Layer.provide(kubernetes)
   )
@@ -59,6 +73,7 @@ export const runServer = Effect.scoped(
       Effect.fail(new ServerStartupFailed(error.message))
     )
   ),
+  exitCleanlyOnInterrupt,
   Effect.provide(LoggingLive)
 )
 

@@ -48,8 +48,15 @@ const Routes = Layer.effectDiscard(Effect.gen(function*() {
   )
 }))
 
+/** The ops endpoint cannot listen (the address is taken, or not ours): start-up fails with this. */
+export class OpsServerError extends Schema.TaggedError<OpsServerError>()("OpsServerError", {
+  message: Schema.String
+}) {}
+
+const reason = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
+
 /** Serves the ops endpoints until the scope closes; logs the bound address. */
-export const OpsServer = (address: ListenAddress): Layer.Layer<never, never, Readiness> => {
+export const OpsServer = (address: ListenAddress): Layer.Layer<never, OpsServerError, Readiness> => {
   if (address._tag === "Off") return Layer.empty
   const app = Layer.mergeAll(Routes, PrometheusMetrics.layerHttp())
   const announce = Layer.effectDiscard(
@@ -58,6 +65,11 @@ export const OpsServer = (address: ListenAddress): Layer.Layer<never, never, Rea
   )
   return Layer.mergeAll(HttpRouter.serve(app, { disableLogger: true, disableListenLog: true }), announce).pipe(
     Layer.provide(NodeHttpServer.layer(createServer, { host: address.host, port: address.port })),
-    Layer.orDie
+    Layer.catchTag("ServeError", (error) =>
+      Layer.effectDiscard(Effect.fail(
+        new OpsServerError({
+          message: `DROPTAILER_METRICS_ADDRESS=${address.host}:${address.port}: cannot serve /metrics there (${reason(error.cause)})`
+        })
+      )))
   )
 }
