@@ -12,10 +12,9 @@ import type { EventSink } from "../client/EventSink.ts"
 import { StdoutSink } from "../client/StdoutSink.ts"
 import { CheckpointStore } from "../journal/CheckpointStore.ts"
 import { JournalSource } from "../journal/JournalSource.ts"
-import { LoggingLive } from "../observability/Logging.ts"
+import { LoggingLive, logStopped } from "../observability/Logging.ts"
 import { metricsAddressConfig, OpsServer } from "../observability/OpsServer.ts"
 import { Readiness } from "../observability/Readiness.ts"
-import { exitCleanlyOnInterrupt } from "../observability/Shutdown.ts"
 import { Shipper } from "../transport/Shipper.ts"
 
 /** Start-up failed and was already logged on stderr: exit 1 without a second report on stdout. */
@@ -71,8 +70,8 @@ export const clientCommand = Command.make(
           Effect.fail(new ClientStartupFailed(error.message))
         )
       ),
-      exitCleanlyOnInterrupt,
-      Effect.provide(LoggingLive)
+      logStopped,
+  Effect.provide(LoggingLive)
     )
 ).pipe(
   Command.withDescription("Follow the systemd journal and ship firewall drop/accept events to the droptailer server")

@@ -28,11 +28,10 @@ import { loadClientConfig } from "../client/ClientConfig.ts"
 import { ClientPipeline } from "../client/ClientPipeline.ts"
 import { EventSink, type OutgoingEvent } from "../client/EventSink.ts"
 import { parseLine, type Prefixes } from "../domain/Parser.ts"
-import { LoggingLive } from "../observability/Logging.ts"
+import { LoggingLive, logStopped } from "../observability/Logging.ts"
 import { logThrottled } from "../observability/LogThrottle.ts"
 import { type ListenAddress, metricsAddressConfig, OpsServer } from "../observability/OpsServer.ts"
 import { Readiness } from "../observability/Readiness.ts"
-import { exitCleanlyOnInterrupt } from "../observability/Shutdown.ts"
 import { outputFormatConfig } from "../server/StdoutIngestHandler.ts"
 import { makeCertSet, writeCertSet } from "../transport/Certs.ts"
 import { shipperConfig } from "../transport/ClientConfig.ts"
@@ -189,7 +188,7 @@ export const runDemo = Effect.scoped(Effect.gen(function*() {
       Effect.fail(new DemoStartupFailed(error.message))
     )
   ),
-  exitCleanlyOnInterrupt,
+  logStopped,
   Effect.provide(LoggingLive)
 )
 

@@ -9,10 +9,9 @@ import { Command } from "effect/cli"
 import type { OutputFormat } from "../domain/Format.ts"
 import { Enricher } from "../k8s/Enricher.ts"
 import { kubernetesLayer } from "../k8s/Kubernetes.ts"
-import { LoggingLive } from "../observability/Logging.ts"
+import { LoggingLive, logStopped } from "../observability/Logging.ts"
 import { metricsAddressConfig, OpsServer } from "../observability/OpsServer.ts"
 import { Readiness } from "../observability/Readiness.ts"
-import { exitCleanlyOnInterrupt } from "../observability/Shutdown.ts"
 import { serverPipelineLayer } from "../server/ServerPipeline.ts"
 import { outputFormatConfig, StdoutIngestHandler } from "../server/StdoutIngestHandler.ts"
 import { IngestServer } from "../transport/IngestServer.ts"
@@ -73,7 +72,7 @@ export const runServer = Effect.scoped(
       Effect.fail(new ServerStartupFailed(error.message))
     )
   ),
-  exitCleanlyOnInterrupt,
+  logStopped,
   Effect.provide(LoggingLive)
 )
 

@@ -2,7 +2,7 @@
  * The `droptailer` command: one executable, a subcommand per role.
  */
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Effect, Logger } from "effect"
+import { Cause, Effect, Exit, Logger, Runtime } from "effect"
 import { Command } from "effect/cli"
 import { createRequire } from "node:module"
 import { certsCommand } from "./CertsCommand.ts"
@@ -21,10 +21,24 @@ const droptailer = Command.make("droptailer").pipe(
   Command.withSubcommands([parseCommand, clientCommand, serverCommand, certsCommand, demoCommand])
 )
 
-droptailer.pipe(
+/**
+ * SIGTERM/SIGINT interrupt the main fiber, which runs every finalizer (flush, checkpoint, drain the
+ * gRPC server); for a stopped pod or unit that is a normal end: exit 0, not runMain's 130.
+ */
+const teardown: Runtime.Teardown = (exit, onExit) =>
+  Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) ? onExit(0) : Runtime.defaultTeardown(exit, onExit)
+
+const main = droptailer.pipe(
   Command.run({ version: packageJson.version }),
+  // Whatever a command did not report itself is reported here, inside the context that sends logs
+  // to stderr (runMain's own report would go to stdout, which carries the events).
+  Effect.tapCause((cause) =>
+    Cause.hasInterruptsOnly(cause) || !Runtime.getErrorReported(Cause.squash(cause))
+      ? Effect.void
+      : Effect.logError(cause)
+  ),
   Effect.provide(NodeServices.layer),
-  // stdout carries events (server, client --stdout, parse): whatever runMain reports goes to stderr
-  Effect.provideService(Logger.LogToStderr, true),
-  NodeRuntime.runMain
+  Effect.provideService(Logger.LogToStderr, true)
 )
+
+NodeRuntime.runMain(main, { disableErrorReporting: true, teardown })

@@ -65,3 +65,7 @@ export const LoggingLive: Layer.Layer<never, LoggingConfigInvalid> = Layer.unwra
     )
   )
 )
+
+/** Says "stopped" when a command ends by SIGTERM/SIGINT (its finalizers have run by then). */
+export const logStopped = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.onInterrupt(effect, () => Effect.logInfo("stopped"))
