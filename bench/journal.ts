@@ -6,7 +6,8 @@
  * - raw: `journalctl` with the exact arguments JournalSource uses (no follow), stdout to /dev/null;
  * - client: JournalSource.follow → parseLine → batches → a no-op acknowledging EventSink →
  *   CheckpointStore (the real ClientPipeline), until the checkpoint reaches the last entry;
- * and prints the ratio, plus the peak RSS (process.resourceUsage().maxRSS) at 20k and at N entries.
+ * and prints the ratio, plus RSS (current and peak), heapUsed, heapTotal and arrayBuffers when the
+ * first client run has acknowledged 20k, 50k and 100k (and N) entries.
  * For reference it also times the other journalctl output modes over the same entries.
  */
 import { spawn } from "node:child_process"
@@ -67,15 +68,29 @@ const main = async () => {
 
   const rawArgs = journalctlArgs(options, { _tag: "Oldest" }, false)
 
-  // The client pipeline, with a no-op acknowledging sink.
+  // The client pipeline, with a no-op acknowledging sink. Memory is sampled (first client run) when
+  // the acknowledged count crosses each mark.
   let acknowledged = 0
-  let rssAt20k = 0
+  const marks = [20_000, 50_000, 100_000].filter((m) => m <= total)
+  if (!marks.includes(total)) marks.push(total)
+  const samples = new Map<number, { rss: number; maxRSS: number; heapUsed: number; heapTotal: number; arrayBuffers: number }>()
   const sink = Layer.succeed(EventSink, EventSink.of({
     deliver: (batch) =>
       Effect.sync(() => {
         const before = acknowledged
         acknowledged += batch.length
-        if (before < 20_000 && acknowledged >= 20_000 && rssAt20k === 0) rssAt20k = process.resourceUsage().maxRSS
+        for (const mark of marks) {
+          if (before < mark && acknowledged >= mark && !samples.has(mark)) {
+            const m = process.memoryUsage()
+            samples.set(mark, {
+              rss: m.rss / 1024,
+              maxRSS: process.resourceUsage().maxRSS,
+              heapUsed: m.heapUsed / 1024,
+              heapTotal: m.heapTotal / 1024,
+              arrayBuffers: m.arrayBuffers / 1024
+            })
+          }
+        }
       })
   }))
   const clientRun = async () => {
@@ -114,6 +129,8 @@ const main = async () => {
   }
 
   // Alternate raw and client runs (the machine is shared: take the best of each).
+  const rssBefore = process.memoryUsage().rss / 1024
+  const heapBefore = process.memoryUsage().heapUsed / 1024
   const readBefore = await Effect.runPromise(Metric.value(journalEntriesRead))
   const raws: Array<number> = []
   const clients: Array<number> = []
@@ -138,7 +155,15 @@ const main = async () => {
   console.log(`ratio:                    ${(rawSeconds / seconds).toFixed(2)} (target >= 0.9)`)
   const sourceSeconds = Math.min(...sources)
   console.log(`source alone (no parse):  ${rate(total, sourceSeconds)} entries/s (best of ${list(sources)} s), ratio ${(rawSeconds / sourceSeconds).toFixed(2)}`)
-  console.log(`peak RSS:                 ${mb(rssAt20k)} at 20k, ${mb(rssAfterFirst)} at ${total / 1000}k, ${mb(rssAtEnd)} after 3 runs`)
+  console.log(`peak RSS:                 ${mb(rssAfterFirst)} after the first client run, ${mb(rssAtEnd)} after 3 runs of each`)
+  console.log(`memory during the first client run (before it: RSS ${mb(rssBefore)}, heapUsed ${mb(heapBefore)}):`)
+  for (const mark of marks) {
+    const m = samples.get(mark)
+    if (m === undefined) continue
+    console.log(
+      `  at ${`${mark / 1000}k`.padEnd(5)} RSS ${mb(m.rss).padStart(6)} (peak ${mb(m.maxRSS)})  heapUsed ${mb(m.heapUsed).padStart(6)}  heapTotal ${mb(m.heapTotal).padStart(6)}  arrayBuffers ${mb(m.arrayBuffers)}`
+    )
+  }
   const others: Array<[string, Array<string>]> = [
     ["-o json", ["-q", "-o", "json"]],
     ["-o json --output-fields", ["-q", "-o", "json", "--output-fields=MESSAGE,_HOSTNAME,SYSLOG_IDENTIFIER"]],

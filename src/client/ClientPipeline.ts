@@ -1,16 +1,16 @@
 /**
  * The client: journal entries → classify + parse → batches → EventSink → checkpoint.
  *
- *     JournalSource.follow ─▶ parseLine ─▶ batches (size, time) ─▶ deliver (n in flight,
+ *     JournalSource.follow ─▶ parseLine ─▶ batches (per stdout read, ≤ size) ─▶ deliver (n in flight,
  *     results in journal order) ─▶ CheckpointStore.advance(last cursor of the batch)
  *
  * At-least-once: the checkpoint moves past a batch only after `deliver` completed for it and for
  * every batch before it (mapEffect with concurrency keeps the order). Skipped and malformed entries
  * travel in the batches too, so the checkpoint also moves past them.
- * Backpressure: every stage pulls; when the sink is slow, at most `inFlight` batches (plus one being
- * grouped and the pipe buffers) are held, journalctl blocks on its stdout, memory stays flat.
+ * Backpressure: every stage pulls; when the sink is slow, at most `inFlight` batches (plus the
+ * chunk being cut and the pipe buffers) are held, journalctl blocks on its stdout, memory stays flat.
  */
-import { Context, Effect, Layer, Metric, Stream } from "effect"
+import { type Array as Arr, Context, Effect, Layer, Metric, Stream } from "effect"
 import { type Prefixes, parseLine } from "../domain/Parser.ts"
 import { type Position, CheckpointStore } from "../journal/CheckpointStore.ts"
 import { entryId, type JournalEntry } from "../journal/JournalEntry.ts"
@@ -26,7 +26,10 @@ export interface PipelineOptions {
   readonly start: StartPosition
   /** Most journal entries per batch. Default 500. */
   readonly batchSize?: number | undefined
-  /** Longest a batch waits to fill, in ms. Default 200. */
+  /**
+   * Longest a batch waits to fill, in ms. Default 200. Not used any more: a batch is what
+   * journalctl wrote since the previous read (see `run`), so it never waits; kept for the config.
+   */
   readonly batchWindowMillis?: number | undefined
   /** Batches being delivered at the same time. Default 4. */
   readonly inFlight?: number | undefined
@@ -52,21 +55,23 @@ export const toItem = (entry: JournalEntry, prefixes: Prefixes): Item => {
   }
 }
 
-/** Joins chunks of items and cuts them into batches of at most `size` (none empty). */
-export const rebatch = <A>(chunks: ReadonlyArray<ReadonlyArray<A>>, size: number): Array<Array<A>> => {
-  const batches: Array<Array<A>> = []
-  let current: Array<A> = []
-  for (const chunk of chunks) {
-    for (const item of chunk) {
-      current.push(item)
-      if (current.length >= size) {
-        batches.push(current)
-        current = []
-      }
+/** classify + parse a chunk of entries and cut it into batches of at most `size` items. */
+const toBatches = (
+  entries: Arr.NonEmptyReadonlyArray<JournalEntry>,
+  prefixes: Prefixes,
+  size: number
+): Arr.NonEmptyReadonlyArray<Array<Item>> => {
+  const batches: Array<Array<Item>> = []
+  let current: Array<Item> = []
+  for (let i = 0; i < entries.length; i++) {
+    current.push(toItem(entries[i]!, prefixes))
+    if (current.length >= size) {
+      batches.push(current)
+      current = []
     }
   }
   if (current.length > 0) batches.push(current)
-  return batches
+  return batches as unknown as Arr.NonEmptyReadonlyArray<Array<Item>> // entries is non-empty
 }
 
 export class ClientPipeline extends Context.Service<ClientPipeline, {
@@ -125,19 +130,20 @@ export class ClientPipeline extends Context.Service<ClientPipeline, {
         })
 
         const batchSize = options.batchSize ?? 500
-        const chunksPerGroup = 4
         const run = Effect.gen(function*() {
           const start = yield* startPosition
           yield* Effect.logInfo("following the journal").pipe(Effect.annotateLogs({ start: JSON.stringify(start) }))
           yield* source.follow(start).pipe(
-            Stream.map((entry) => toItem(entry, options.prefixes)),
-            // Group whole chunks (the entries of one read of journalctl's stdout) rather than
-            // single entries — the same batches for a fraction of the per-entry cost — then cut
-            // them to at most batchSize entries.
-            Stream.chunks,
-            Stream.groupedWithin(chunksPerGroup, options.batchWindowMillis ?? 200),
-            Stream.map((chunks) => rebatch(chunks, batchSize)),
-            Stream.flattenIterable,
+            // One batch per chunk — the entries of one read of journalctl's stdout, i.e. all it
+            // wrote since the previous read — cut to at most batchSize entries. While the sink is
+            // busy (inFlight batches), journalctl's output waits in the pipe and the next read
+            // takes all of it: batches grow with the load without a timer.
+            // Measured over 100k journal entries: Stream.groupedWithin here (a forked
+            // pull fiber, a queue and a timer race per group) and Stream.flattenIterable (an inner
+            // stream per group) made the V8 heap grow from ~105 to ~220 MB (objects promoted to
+            // the old generation in bulk; the live heap stayed ~37 MB) and cost a third of the
+            // throughput; mapArray is a plain function over the chunk.
+            Stream.mapArray((entries) => toBatches(entries, options.prefixes, batchSize)),
             Stream.mapEffect(deliverBatch, { concurrency: options.inFlight ?? 4 }),
             Stream.runForEach(checkpoint.advance)
           )
