@@ -15,7 +15,6 @@
  * | DROPTAILER_JOURNAL_NAMESPACE      | unset — `journalctl --namespace`                     |
  * | DROPTAILER_JOURNALCTL             | `journalctl` — the executable                        |
  * | DROPTAILER_BATCH_SIZE             | `500` entries                                        |
- * | DROPTAILER_BATCH_WINDOW_MS        | `200`                                                |
  * | DROPTAILER_IN_FLIGHT              | `4` batches being delivered at once                  |
  * | DROPTAILER_CHECKPOINT_INTERVAL_MS | `500` — checkpoint writes at most this often         |
  */
@@ -40,7 +39,6 @@ export interface ClientConfig {
   readonly start: StartPosition
   readonly journal: JournalOptions
   readonly batchSize: number
-  readonly batchWindowMillis: number
   readonly inFlight: number
   readonly checkpointIntervalMillis: number
 }
@@ -139,7 +137,6 @@ export const loadClientConfig: Effect.Effect<ClientConfig, ConfigInvalid> = Effe
     start,
     journal,
     batchSize: yield* positiveInt("DROPTAILER_BATCH_SIZE", 500),
-    batchWindowMillis: yield* positiveInt("DROPTAILER_BATCH_WINDOW_MS", 200),
     inFlight: yield* positiveInt("DROPTAILER_IN_FLIGHT", 4),
     checkpointIntervalMillis: yield* positiveInt("DROPTAILER_CHECKPOINT_INTERVAL_MS", 500)
   }

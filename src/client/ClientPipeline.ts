@@ -10,7 +10,7 @@
  * Backpressure: every stage pulls; when the sink is slow, at most `inFlight` batches (plus the
  * chunk being cut and the pipe buffers) are held, journalctl blocks on its stdout, memory stays flat.
  */
-import { type Array as Arr, Context, Effect, Layer, Metric, Stream } from "effect"
+import { type Array as Arr, Context, Deferred, Effect, Fiber, Layer, Metric, Stream } from "effect"
 import { type Prefixes, parseLine } from "../domain/Parser.ts"
 import { type Position, CheckpointStore } from "../journal/CheckpointStore.ts"
 import { entryId, type JournalEntry } from "../journal/JournalEntry.ts"
@@ -26,11 +26,8 @@ export interface PipelineOptions {
   readonly start: StartPosition
   /** Most journal entries per batch. Default 500. */
   readonly batchSize?: number | undefined
-  /**
-   * Longest a batch waits to fill, in ms. Default 200. Not used any more: a batch is what
-   * journalctl wrote since the previous read (see `run`), so it never waits; kept for the config.
-   */
-  readonly batchWindowMillis?: number | undefined
+  /** On interruption, how long batches in flight may take to be acknowledged. Default 3000. */
+  readonly drainMillis?: number | undefined
   /** Batches being delivered at the same time. Default 4. */
   readonly inFlight?: number | undefined
 }
@@ -130,10 +127,14 @@ export class ClientPipeline extends Context.Service<ClientPipeline, {
         })
 
         const batchSize = options.batchSize ?? 500
+        const drainMillis = options.drainMillis ?? 3000
         const run = Effect.gen(function*() {
           const start = yield* startPosition
           yield* Effect.logInfo("following the journal").pipe(Effect.annotateLogs({ start: JSON.stringify(start) }))
-          yield* source.follow(start).pipe(
+          const stopReading = yield* Deferred.make<void>()
+          const pipeline = source.follow(start).pipe(
+            // On SIGTERM only the reading stops: what was read is still delivered and checkpointed.
+            Stream.interruptWhen(Deferred.await(stopReading)),
             // One batch per chunk — the entries of one read of journalctl's stdout, i.e. all it
             // wrote since the previous read — cut to at most batchSize entries. While the sink is
             // busy (inFlight batches), journalctl's output waits in the pipe and the next read
@@ -146,6 +147,21 @@ export class ClientPipeline extends Context.Service<ClientPipeline, {
             Stream.mapArray((entries) => toBatches(entries, options.prefixes, batchSize)),
             Stream.mapEffect(deliverBatch, { concurrency: options.inFlight ?? 4 }),
             Stream.runForEach(checkpoint.advance)
+          )
+          const fiber = yield* Effect.forkDetach(pipeline)
+          yield* Fiber.join(fiber).pipe(
+            Effect.onInterrupt(() =>
+              Effect.gen(function*() {
+                // Drain: stop reading, let the batches in flight be acknowledged (bounded, so a
+                // dead server cannot hold up the exit), then the checkpoint store saves on close.
+                yield* Deferred.succeed(stopReading, undefined)
+                const drained = yield* Effect.exit(Fiber.join(fiber)).pipe(Effect.timeoutOption(drainMillis))
+                if (drained._tag === "None") {
+                  yield* Effect.logWarning(`batches still unacknowledged after ${drainMillis} ms; they will be re-read`)
+                }
+                yield* Fiber.interrupt(fiber)
+              })
+            )
           )
         })
 

@@ -35,7 +35,6 @@ export const clientLayer = (config: ClientConfig, sink: Layer.Layer<EventSink>) 
     prefixes: config.prefixes,
     start: config.start,
     batchSize: config.batchSize,
-    batchWindowMillis: config.batchWindowMillis,
     inFlight: config.inFlight
   }).pipe(
     Layer.provide(Layer.mergeAll(

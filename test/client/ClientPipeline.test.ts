@@ -74,7 +74,6 @@ it.live("delivers in batches, several in flight, and advances the checkpoint onl
       prefixes: defaultPrefixes,
       start: { _tag: "Tail", lines: 100 },
       batchSize: 100,
-      batchWindowMillis: 50,
       inFlight: 4
     }).pipe(Layer.provide(Layer.mergeAll(sink, source, checkpoint)))
 

@@ -35,7 +35,7 @@ const following = (options: JournalOptions, start: StartPosition) =>
   })
 
 const realtimeOf = (cursor: string): { realtime: number; hostname: string; transport: string } => {
-  const json = JSON.parse(execFileSync("journalctl", ["-o", "json", `--cursor=${cursor}`, "-n", "1", "--no-tail"], { encoding: "utf8" }).split("\n")[0]!)
+  const json = JSON.parse(execFileSync("journalctl", ["-o", "json", `--cursor=${cursor}`, "-n", "1"], { encoding: "utf8" }).split("\n")[0]!)
   return { realtime: Number(json.__REALTIME_TIMESTAMP), hostname: json._HOSTNAME, transport: json._TRANSPORT }
 }
 
