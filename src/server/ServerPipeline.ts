@@ -19,18 +19,33 @@ export const serverEventsByNamespace = Metric.counter("droptailer_server_events_
 const srcNamespaces = new BoundedLabel(100)
 const dstNamespaces = new BoundedLabel(100)
 
+/** One metric update per distinct (action, src namespace, dst namespace); runs of equal keys are cheap. */
 const countByNamespace = (events: ReadonlyArray<DropEvent>): Effect.Effect<void> => {
   const counts = new Map<string, { attributes: Record<string, string>; n: number }>()
+  let last: { attributes: Record<string, string>; n: number } | undefined
+  let lastAction = ""
+  let lastSrc: string | undefined
+  let lastDst: string | undefined
   for (const event of events) {
-    const src = srcNamespaces.value(event.src.namespace ?? "none")
-    const dst = dstNamespaces.value(event.dst.namespace ?? "none")
-    const key = `${event.action}\u0000${src}\u0000${dst}`
-    const entry = counts.get(key)
-    if (entry === undefined) {
-      counts.set(key, { attributes: { action: event.action, src_namespace: src, dst_namespace: dst }, n: 1 })
-    } else {
-      entry.n++
+    const srcRaw = event.src.namespace
+    const dstRaw = event.dst.namespace
+    if (last !== undefined && event.action === lastAction && srcRaw === lastSrc && dstRaw === lastDst) {
+      last.n++
+      continue
     }
+    const src = srcNamespaces.value(srcRaw ?? "none")
+    const dst = dstNamespaces.value(dstRaw ?? "none")
+    const key = `${event.action}\u0000${src}\u0000${dst}`
+    let entry = counts.get(key)
+    if (entry === undefined) {
+      entry = { attributes: { action: event.action, src_namespace: src, dst_namespace: dst }, n: 0 }
+      counts.set(key, entry)
+    }
+    entry.n++
+    last = entry
+    lastAction = event.action
+    lastSrc = srcRaw
+    lastDst = dstRaw
   }
   return Effect.forEach(
     counts.values(),

@@ -19,7 +19,7 @@ export class OutputError extends Error {
   override readonly name = "OutputError"
 }
 
-const write = (stream: Writable, chunk: string): Effect.Effect<void> =>
+const write = (stream: Writable, chunk: Buffer): Effect.Effect<void> =>
   Effect.callback<void>((resume) => {
     stream.write(chunk, (error) => {
       if (error) {
@@ -32,6 +32,42 @@ const write = (stream: Writable, chunk: string): Effect.Effect<void> =>
     })
   })
 
+interface Utf8WritingBuffer extends Buffer {
+  utf8Write(text: string, offset: number): number
+}
+
+/**
+ * A batch's lines are encoded into one scratch buffer (then copied out: the stream keeps the
+ * chunk until written, and the scratch is reused right away). Measured against concatenating one
+ * string per batch and writing that: the same bytes with less CPU (no rope to flatten, one
+ * native UTF-8 write per line into memory that is already there).
+ */
+const initialScratch = 1024 * 1024
+let scratch = Buffer.allocUnsafe(initialScratch) as Utf8WritingBuffer
+
+const linesChunk = (events: ReadonlyArray<DropEvent>, line: (event: DropEvent) => string): Buffer => {
+  let buf = scratch
+  let pos = 0
+  for (let i = 0; i < events.length; i++) {
+    const text = line(events[i]!)
+    const room = text.length * 3 + 1 // UTF-8: at most 3 bytes per UTF-16 unit
+    if (pos + room > buf.length) {
+      let size = buf.length * 2
+      while (size < pos + room) size *= 2
+      const bigger = Buffer.allocUnsafe(size) as Utf8WritingBuffer
+      buf.copy(bigger, 0, 0, pos)
+      buf = bigger
+    }
+    pos += buf.utf8Write(text, pos)
+    buf[pos++] = 10
+  }
+  const chunk = Buffer.allocUnsafe(pos)
+  buf.copy(chunk, 0, 0, pos)
+  // keep a grown scratch unless a huge batch blew it up
+  scratch = buf.length <= 16 * initialScratch ? buf : (Buffer.allocUnsafe(initialScratch) as Utf8WritingBuffer)
+  return chunk
+}
+
 export const makeStreamIngestHandler = (stream: Writable, format: OutputFormat) => {
   // a broken pipe is reported to the write callback; without a listener it would also crash us
   if (stream.listenerCount("error") === 0) stream.on("error", () => undefined)
@@ -39,9 +75,7 @@ export const makeStreamIngestHandler = (stream: Writable, format: OutputFormat) 
   return IngestHandler.of({
     handle: (events: ReadonlyArray<DropEvent>) => {
       if (events.length === 0) return Effect.void
-      let chunk = ""
-      for (const event of events) chunk += line(event) + "\n"
-      return write(stream, chunk)
+      return write(stream, linesChunk(events, line))
     }
   })
 }

@@ -5,59 +5,147 @@
  * event without an id is never treated as a duplicate. The window is in memory: after a restart
  * it is empty (see the Shipper and DESIGN notes for what that means).
  *
- * Ids are kept as a 52-bit hash → id map (a number-keyed Map is several times cheaper than a
- * string Set at 100k entries); a hash hit counts as a duplicate only when the stored id is equal,
- * so a collision can at worst let a retransmit through, never drop a new event.
+ * Per host: a ring of the last ids (oldest overwritten first) and an open-addressing hash table
+ * (linear probing, Int32Array of ring slots) over it. No Map, no per-id allocation: measured
+ * ~2.4 µs per id with a `Map<number, string>` at 100k ids (boxed double keys, rehashing), a
+ * small fraction of that with this table. Ids are compared in full, so a hash collision costs a
+ * probe, never a wrong answer.
  */
 
-/** Two 26-bit FNV-1a style hashes combined into one 52-bit integer (exact in a double). */
+/** FNV-1a over the UTF-16 code units, 32 bits. */
 const hashId = (id: string): number => {
-  let a = 0x811c9dc5
-  let b = 0x01000193
-  for (let i = 0; i < id.length; i++) {
-    const c = id.charCodeAt(i)
-    a = Math.imul(a ^ c, 0x01000193)
-    b = Math.imul(b ^ c, 0x5bd1e995) ^ (b >>> 15)
-  }
-  return ((a >>> 6) * 0x4000000) + (b >>> 6)
+  let h = 0x811c9dc5
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193)
+  return h ^ (h >>> 15)
 }
 
+const initialCapacity = 1024
+
 class HostWindow {
-  readonly ids = new Map<number, string>()
-  readonly ring: Float64Array
-  readonly used: Uint8Array
-  next = 0
+  readonly #size: number
+  /** Ids by ring slot (`undefined`: free or removed), and their hashes. Grown up to `#size`. */
+  #ids: Array<string | undefined> = []
+  #hashes: Int32Array
+  #next = 0
+  /** Ring slot + 1 per table cell; 0 = empty. Capacity a power of two, at most half full. */
+  #table: Int32Array
+  #mask: number
+  #count = 0
+
   constructor(size: number) {
-    this.ring = new Float64Array(size)
-    this.used = new Uint8Array(size)
+    this.#size = size
+    const capacity = Math.min(initialCapacity, tableCapacity(size))
+    this.#table = new Int32Array(capacity)
+    this.#mask = capacity - 1
+    this.#hashes = new Int32Array(Math.min(initialCapacity, size))
   }
+
+  /** The table cell holding `id`, or -1. */
+  #find(id: string, hash: number): number {
+    const table = this.#table
+    const mask = this.#mask
+    for (let cell = hash & mask;; cell = (cell + 1) & mask) {
+      const entry = table[cell]!
+      if (entry === 0) return -1
+      const slot = entry - 1
+      if (this.#hashes[slot] === hash && this.#ids[slot] === id) return cell
+    }
+  }
+
+  #insert(slot: number, hash: number): void {
+    const table = this.#table
+    const mask = this.#mask
+    let cell = hash & mask
+    while (table[cell] !== 0) cell = (cell + 1) & mask
+    table[cell] = slot + 1
+    this.#count++
+  }
+
+  /** Empties `cell`, moving later entries of its probe run back (no tombstones). */
+  #deleteCell(cell: number): void {
+    const table = this.#table
+    const mask = this.#mask
+    const hashes = this.#hashes
+    table[cell] = 0
+    this.#count--
+    let hole = cell
+    for (let next = (cell + 1) & mask;; next = (next + 1) & mask) {
+      const entry = table[next]!
+      if (entry === 0) return
+      const home = hashes[entry - 1]! & mask
+      // move it into the hole unless its home lies cyclically in (hole, next]
+      if (hole <= next ? home <= hole || home > next : home <= hole && home > next) {
+        table[hole] = entry
+        table[next] = 0
+        hole = next
+      }
+    }
+  }
+
+  #grow(): void {
+    const capacity = this.#table.length * 2
+    this.#table = new Int32Array(capacity)
+    this.#mask = capacity - 1
+    this.#count = 0
+    for (let slot = 0; slot < this.#ids.length; slot++) {
+      if (this.#ids[slot] !== undefined) this.#insert(slot, this.#hashes[slot]!)
+    }
+  }
+
   has(id: string): boolean {
-    return this.ids.get(hashId(id)) === id
+    return this.#find(id, hashId(id)) !== -1
   }
+
   remove(id: string): void {
-    const hash = hashId(id)
-    if (this.ids.get(hash) === id) this.ids.delete(hash)
+    const cell = this.#find(id, hashId(id))
+    if (cell === -1) return
+    this.#ids[this.#table[cell]! - 1] = undefined
+    this.#deleteCell(cell)
   }
-  /** Adds `id`; false when it was already there (one hash lookup for check-and-add). */
+
+  /** Adds `id`; false when it was already there (one probe sequence for check-and-add). */
   add(id: string): boolean {
     const hash = hashId(id)
-    const stored = this.ids.get(hash)
-    if (stored === id) return false
-    if (stored !== undefined) return true // a collision: keep the older id, let this one through
-    const slot = this.next
-    if (this.used[slot] === 1) this.ids.delete(this.ring[slot]!)
-    this.ring[slot] = hash
-    this.used[slot] = 1
-    this.next = (slot + 1) % this.ring.length
-    this.ids.set(hash, id)
+    if (this.#find(id, hash) !== -1) return false
+    const slot = this.#next
+    const ids = this.#ids
+    if (slot < ids.length) {
+      const old = ids[slot]
+      if (old !== undefined) {
+        const cell = this.#find(old, this.#hashes[slot]!)
+        if (cell !== -1) this.#deleteCell(cell)
+      }
+      ids[slot] = id
+    } else {
+      ids.push(id)
+      if (slot >= this.#hashes.length) {
+        const bigger = new Int32Array(Math.min(this.#hashes.length * 2, this.#size))
+        bigger.set(this.#hashes)
+        this.#hashes = bigger
+      }
+    }
+    this.#hashes[slot] = hash
+    if ((this.#count + 1) * 2 > this.#table.length) this.#grow()
+    this.#insert(slot, hash)
+    this.#next = slot + 1 === this.#size ? 0 : slot + 1
     return true
   }
+}
+
+/** The smallest power of two at least twice `size` (the table stays at most half full). */
+const tableCapacity = (size: number): number => {
+  let capacity = 2
+  while (capacity < size * 2) capacity *= 2
+  return capacity
 }
 
 export class DedupWindow {
   readonly #hosts = new Map<string, HostWindow>()
   readonly #perHost: number
   readonly #maxHosts: number
+  /** The host of the previous `add` (events of one batch mostly share a host). */
+  #lastHost: string | undefined
+  #lastWindow: HostWindow | undefined
   constructor(perHost = 100_000, maxHosts = 1000) {
     this.#perHost = Math.max(1, perHost)
     this.#maxHosts = Math.max(1, maxHosts)
@@ -66,11 +154,13 @@ export class DedupWindow {
     return id !== "" && this.#hosts.get(host)?.has(id) === true
   }
   remove(host: string, id: string): void {
-    this.#hosts.get(host)?.remove(id)
+    if (id !== "") this.#hosts.get(host)?.remove(id)
   }
   /** Remembers `id` for `host`; false when it was already remembered (a duplicate). */
   add(host: string, id: string): boolean {
     if (id === "") return true
+    // same host as the previous add: it is already the most recently active one
+    if (host === this.#lastHost) return this.#lastWindow!.add(id)
     let window = this.#hosts.get(host)
     if (window === undefined) {
       if (this.#hosts.size >= this.#maxHosts) {
@@ -84,6 +174,8 @@ export class DedupWindow {
       this.#hosts.delete(host)
       this.#hosts.set(host, window)
     }
+    this.#lastHost = host
+    this.#lastWindow = window
     return window.add(id)
   }
 }

@@ -54,6 +54,23 @@ const prefixesFor = (action: "drop" | "accept", prefix: string): Prefixes => {
   return prefixes
 }
 
+/**
+ * The classification of the last message seen: consecutive events of a client share their prefix
+ * and action, so most events need neither the prefix slice nor the cache key.
+ */
+let lastAction: "drop" | "accept" = "drop"
+let lastPrefix = ""
+let lastPrefixes: Prefixes = prefixesFor("drop", "")
+const prefixesOf = (action: "drop" | "accept", message: string): Prefixes => {
+  const at = message.indexOf("IN=")
+  const length = at > 0 ? at : 0
+  if (action === lastAction && length === lastPrefix.length && message.startsWith(lastPrefix)) return lastPrefixes
+  lastPrefix = length > 0 ? message.slice(0, length) : ""
+  lastAction = action
+  lastPrefixes = prefixesFor(action, lastPrefix)
+  return lastPrefixes
+}
+
 /** The action a client put in the fields (upstream: `ACTION`). */
 const actionOf = (fields: Record<string, string>): "drop" | "accept" =>
   fields.ACTION === "accept" ? "accept" : "drop"
@@ -95,8 +112,7 @@ export const eventOfDrop = (drop: WireDrop, peerName: () => string): DropEvent =
   const timestamp = timestampMicros(drop.timestamp)
   const context = { timestamp, host }
   if (drop.message !== "") {
-    const at = drop.message.indexOf("IN=")
-    const parsed = parseLine(drop.message, prefixesFor(actionOf(fields), at > 0 ? drop.message.slice(0, at) : ""), context)
+    const parsed = parseLine(drop.message, prefixesOf(actionOf(fields), drop.message), context)
     if (parsed._tag === "Event") {
       // the parser's fresh object: give it the wire map (DESIGN: `fields` as sent) without a copy
       ;(parsed.event as { fields: DropEvent["fields"] }).fields = fields

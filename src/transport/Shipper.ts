@@ -18,7 +18,7 @@ import { Clock, type Config, Effect, Layer, Metric, Schedule, Schema } from "eff
 import { EventSink, type OutgoingEvent } from "../client/EventSink.ts"
 import { logThrottled } from "../observability/LogThrottle.ts"
 import { shipperConfig, type ShipperConfig } from "./ClientConfig.ts"
-import { encodeDrop } from "./DropEncoder.ts"
+import { DropArena, encodeDrop, encodeDropIn } from "./DropEncoder.ts"
 import { BatchAck } from "./generated/droptailer.ts"
 import {
   clientBatchesSent,
@@ -91,6 +91,19 @@ export const encodeOutgoing = (event: OutgoingEvent): Uint8Array => {
     host: event.event.host,
     message: event.message
   })
+}
+
+/** Like `encodeOutgoing`, the bytes as a view into `arena` (see DropArena). */
+const encodeOutgoingIn = (event: OutgoingEvent, arena: DropArena): Uint8Array => {
+  const { seconds, nanos } = wireTimestamp(event.event.timestamp)
+  return encodeDropIn({
+    seconds,
+    nanos,
+    fields: event.event.fields,
+    eventId: event.id,
+    host: event.event.host,
+    message: event.message
+  }, arena)
 }
 
 /** The channel arguments; `dns:///` targets are balanced round-robin over all addresses. */
@@ -221,8 +234,9 @@ export const makeShipperWith = Effect.fn("Shipper.make")(function*(config: Shipp
     const started = yield* Clock.currentTimeMillis
     let chunk: Array<Encoded> = []
     let chunkBytes = 0
+    const arena = new DropArena()
     for (const event of batch) {
-      const bytes = encodeOutgoing(event)
+      const bytes = encodeOutgoingIn(event, arena)
       const encoded: Encoded = { id: event.id, bytes }
       if (bytes.length > config.maxEventBytes) {
         yield* rejectInvalid(encoded, `${bytes.length} bytes encoded, more than DROPTAILER_EVENT_MAX_BYTES=${config.maxEventBytes}`)

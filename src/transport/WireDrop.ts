@@ -61,42 +61,68 @@ class Refused extends Error {
 
 const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
 
-/**
- * A reader over one request's bytes that enforces the limits while it decodes, so a hostile
- * message (100k fields, a huge string) is refused without building it first.
- */
 /** Node's Buffer has these (undocumented, stable since Node 0.x) slicers; toString() is slower. */
 interface SlicingBuffer extends Buffer {
   latin1Slice(start: number, end: number): string
   utf8Slice(start: number, end: number): string
 }
 
-/**
- * Field keys repeat from event to event in the same order (IN, OUT, MAC, SRC, ...): remember the
- * last key seen at each map position and reuse its (internalized) string when the bytes match.
- * Saves a string allocation per key and makes the property stores hit V8's hidden-class cache.
- */
-const keyCacheSize = 64
-const cachedKeyBytes: Array<Uint8Array | undefined> = new Array(keyCacheSize)
-const cachedKeyText: Array<string> = new Array(keyCacheSize)
+/** What a string is, for a refusal's message (built only then). */
+const KEY = 0
+const VALUE = 1
+const EVENT_ID = 2
+const HOST = 3
+const MESSAGE = 4
+type StringKind = typeof KEY | typeof VALUE | typeof EVENT_ID | typeof HOST | typeof MESSAGE
 
+/**
+ * Field keys repeat from event to event in the same order (IN, OUT, MAC, SRC, ...), and so do
+ * many values (IN=vrf09, PROTO=TCP, TOS=0x00, ...): remember the last short ASCII key and value
+ * seen at each map position and reuse the string when the bytes match. Saves a string
+ * allocation and a native call per hit, and the reused keys make the property stores hit V8's
+ * hidden-class cache. Slot 2i is the key at position i, 2i+1 its value.
+ */
+const cachedPositions = 64
+const maxCachedBytes = 48
+/** The bytes of slot i at `cachedBytes[i * maxCachedBytes]`, `cachedLength[i]` of them (-1: empty). */
+const cachedBytes = new Uint8Array(cachedPositions * 2 * maxCachedBytes)
+const cachedLength = new Int32Array(cachedPositions * 2).fill(-1)
+const cachedText: Array<string> = new Array(cachedPositions * 2).fill("")
+
+/**
+ * A reader over one request's bytes that enforces the limits while it decodes, so a hostile
+ * message (100k fields, a huge string) is refused without building it first.
+ */
 class Reader {
   readonly buf: SlicingBuffer
   pos: number
+  /** The Drop being read, for messages: its index in the batch, -1 for a single Push. */
+  drop = -1
+  /** The map key just read, for a value's message. */
+  key = ""
   constructor(buf: Buffer) {
     this.buf = buf as SlicingBuffer
     this.pos = 0
   }
   varint32(): number {
     const buf = this.buf
+    let pos = this.pos
+    // one byte: tags and short lengths, the common case
+    if (pos < buf.length && buf[pos]! < 0x80) {
+      this.pos = pos + 1
+      return buf[pos]!
+    }
     let result = 0
     let shift = 0
     for (;;) {
-      if (this.pos >= buf.length) throw new Malformed("truncated varint")
-      const byte = buf[this.pos++]!
+      if (pos >= buf.length) throw new Malformed("truncated varint")
+      const byte = buf[pos++]!
       if (shift < 28) result |= (byte & 0x7f) << shift
       else if (shift === 28) result += (byte & 0x0f) * 2 ** 28 // keep the low 32 bits
-      if ((byte & 0x80) === 0) return result >>> 0
+      if ((byte & 0x80) === 0) {
+        this.pos = pos
+        return result >>> 0
+      }
       shift += 7
       if (shift > 63) throw new Malformed("varint too long")
     }
@@ -126,57 +152,77 @@ class Reader {
     if (end > this.buf.length) throw new Malformed("length beyond the end of the message")
     return end
   }
-  /** `what` names the field in an error; it is built only when needed. */
-  string(max: number, what: () => string): string {
+  describe(kind: StringKind): string {
+    const where = this.drop < 0 ? "drop" : `drops[${this.drop}]`
+    switch (kind) {
+      case KEY:
+        return `${where}.fields key`
+      case VALUE:
+        return `${where}.fields[${JSON.stringify(this.key)}]`
+      case EVENT_ID:
+        return `${where}.event_id`
+      case HOST:
+        return `${where}.host`
+      case MESSAGE:
+        return `${where}.message`
+    }
+  }
+  tooLong(kind: StringKind, max: number): Refused {
+    return new Refused("too_large", `${this.describe(kind)} is longer than ${max} characters`)
+  }
+  /** A length-delimited string: strictly UTF-8, at most `max` characters. */
+  string(max: number, kind: StringKind): string {
     const length = this.varint32()
-    const end = this.end(length)
-    // UTF-16 length <= UTF-8 byte length, so the byte check only errs on the safe side for ASCII;
-    // for multi-byte text the character count is checked below.
-    if (length > max * 3) throw new Refused("too_large", `${what()} is longer than ${max} characters`)
     const start = this.pos
+    const end = this.end(length)
+    if (length === 0) return ""
+    // UTF-16 length <= UTF-8 byte length: more than 3 bytes per character is too long for sure
+    if (length > max * 3) throw this.tooLong(kind, max)
     this.pos = end
     const buf = this.buf
     let i = start
     while (i < end && buf[i]! < 0x80) i++
-    if (i === end) return buf.latin1Slice(start, end) // ASCII: valid UTF-8, one char per byte
+    if (i === end) {
+      // ASCII: valid UTF-8, one character per byte
+      if (length > max) throw this.tooLong(kind, max)
+      return buf.latin1Slice(start, end)
+    }
     const text = buf.utf8Slice(start, end)
-    if (text.length > max) throw new Refused("too_large", `${what()} is longer than ${max} characters`)
-    // toString substitutes U+FFFD for bad bytes; only then pay for the strict check.
+    if (text.length > max) throw this.tooLong(kind, max)
+    // utf8Slice substitutes U+FFFD for bad bytes; only then pay for the strict check.
     if (text.includes("\uFFFD")) {
       try {
-        strictDecoder.decode(this.buf.subarray(start, end))
+        strictDecoder.decode(buf.subarray(start, end))
       } catch {
-        throw new Refused("malformed", `${what()} is not valid UTF-8`)
+        throw new Refused("malformed", `${this.describe(kind)} is not valid UTF-8`)
       }
     }
     return text
   }
-  /** A map key at position `index`, from the cache when the bytes are the same as last time. */
-  key(index: number, max: number, what: () => string): string {
-    if (index >= keyCacheSize) return this.string(max, what)
+  /** A map key or value (`slot`: see `cachedBytes`), from the cache when the bytes are the same as last time. */
+  cached(slot: number, max: number, kind: StringKind): string {
+    if (slot >= cachedPositions * 2) return this.string(max, kind)
     const buf = this.buf
     const start = this.pos
     const length = this.varint32()
     const bodyStart = this.pos
-    const cached = cachedKeyBytes[index]
-    if (cached !== undefined && cached.length === length && bodyStart + length <= buf.length) {
-      let same = true
-      for (let i = 0; i < length; i++) {
-        if (buf[bodyStart + i] !== cached[i]) {
-          same = false
-          break
-        }
-      }
-      if (same) {
-        this.pos = bodyStart + length
-        return cachedKeyText[index]!
+    const bodyEnd = bodyStart + length
+    const at = slot * maxCachedBytes
+    if (cachedLength[slot] === length && bodyEnd <= buf.length && length <= max) {
+      let i = 0
+      while (i < length && buf[bodyStart + i] === cachedBytes[at + i]) i++
+      if (i === length) {
+        this.pos = bodyEnd
+        return cachedText[slot]!
       }
     }
     this.pos = start
-    const text = this.string(max, what)
-    if (length <= 32) {
-      cachedKeyBytes[index] = Uint8Array.prototype.slice.call(buf, bodyStart, bodyStart + length)
-      cachedKeyText[index] = text
+    const text = this.string(max, kind)
+    if (length <= maxCachedBytes && length > 0 && text.length === length) {
+      // (ASCII only: then the limit check above, length <= max, is the character count)
+      for (let i = 0; i < length; i++) cachedBytes[at + i] = buf[bodyStart + i]!
+      cachedLength[slot] = length
+      cachedText[slot] = text
     }
     return text
   }
@@ -218,7 +264,9 @@ const setField = (fields: Record<string, string>, key: string, value: string): v
   else fields[key] = value
 }
 
-const decodeDrop = (r: Reader, end: number, limits: WireLimits, where: () => string): WireDrop => {
+const where = (r: Reader): string => (r.drop < 0 ? "drop" : `drops[${r.drop}]`)
+
+const decodeDrop = (r: Reader, end: number, limits: WireLimits): WireDrop => {
   let timestamp: { seconds: number; nanos: number } | undefined
   const fields: Record<string, string> = {}
   let count = 0
@@ -235,29 +283,34 @@ const decodeDrop = (r: Reader, end: number, limits: WireLimits, where: () => str
       }
       case 18: {
         const entryEnd = r.end(r.varint32())
+        const slot = count * 2
         let key = ""
         let value = ""
         while (r.pos < entryEnd) {
           const entryTag = r.varint32()
-          if (entryTag === 10) key = r.key(count, limits.maxFieldLength, () => `${where()}.fields key`)
-          else if (entryTag === 18) value = r.string(limits.maxFieldLength, () => `${where()}.fields[${JSON.stringify(key)}]`)
-          else r.skip(entryTag & 7)
+          if (entryTag === 10) {
+            key = r.cached(slot, limits.maxFieldLength, KEY)
+            r.key = key
+          } else if (entryTag === 18) {
+            value = r.cached(slot + 1, limits.maxFieldLength, VALUE)
+          } else r.skip(entryTag & 7)
         }
         if (r.pos !== entryEnd) throw new Malformed("map entry overruns its length")
         if (++count > limits.maxFields) {
-          throw new Refused("too_many_fields", `${where()}: more than ${limits.maxFields} fields`)
+          throw new Refused("too_many_fields", `${where(r)}: more than ${limits.maxFields} fields`)
         }
         setField(fields, key, value)
+        r.key = ""
         break
       }
       case 26:
-        eventId = r.string(limits.maxIdLength, () => `${where()}.event_id`)
+        eventId = r.string(limits.maxIdLength, EVENT_ID)
         break
       case 34:
-        host = r.string(limits.maxIdLength, () => `${where()}.host`)
+        host = r.string(limits.maxIdLength, HOST)
         break
       case 42:
-        message = r.string(limits.maxMessageLength, () => `${where()}.message`)
+        message = r.string(limits.maxMessageLength, MESSAGE)
         break
       default:
         if (tag >>> 3 >= 1 && tag >>> 3 <= 5) throw new Malformed(`field ${tag >>> 3} has wire type ${tag & 7}`)
@@ -266,14 +319,14 @@ const decodeDrop = (r: Reader, end: number, limits: WireLimits, where: () => str
     }
   }
   if (r.pos !== end) throw new Malformed("message overruns its length")
-  if (timestamp === undefined) throw new Refused("missing_timestamp", `${where()}: timestamp is missing`)
+  if (timestamp === undefined) throw new Refused("missing_timestamp", `${where(r)}: timestamp is missing`)
   if (
     !Number.isInteger(timestamp.seconds) || timestamp.seconds < minSeconds || timestamp.seconds > maxSeconds ||
     timestamp.nanos < 0 || timestamp.nanos > 999_999_999
   ) {
-    throw new Refused("malformed", `${where()}: timestamp out of range`)
+    throw new Refused("malformed", `${where(r)}: timestamp out of range`)
   }
-  if (count === 0) throw new Refused("missing_fields", `${where()}: fields is empty`)
+  if (count === 0) throw new Refused("missing_fields", `${where(r)}: fields is empty`)
   return { timestamp, fields, eventId, host, message }
 }
 
@@ -301,7 +354,7 @@ export const makeWireDecoder = (limits: WireLimits = defaultWireLimits): WireDec
   single: (bytes) =>
     run(() => {
       const r = new Reader(bytes)
-      return decodeDrop(r, bytes.length, limits, () => "drop")
+      return decodeDrop(r, bytes.length, limits)
     }),
   batch: (bytes) =>
     run(() => {
@@ -314,8 +367,8 @@ export const makeWireDecoder = (limits: WireLimits = defaultWireLimits): WireDec
             throw new Refused("batch_too_large", `a batch carries at most ${limits.maxBatchEvents} events`)
           }
           const end = r.end(r.varint32())
-          const index = drops.length
-          drops.push(decodeDrop(r, end, limits, () => `drops[${index}]`))
+          r.drop = drops.length
+          drops.push(decodeDrop(r, end, limits))
         } else if (tag >>> 3 === 1) {
           throw new Malformed(`field 1 has wire type ${tag & 7}`)
         } else if (tag >>> 3 === 0) {
