@@ -1,0 +1,380 @@
+/**
+ * End-to-end benchmark (root, systemd-journald running):
+ *
+ *   npx node bench/e2e.ts [N]            N drops (default 100,000), then the latency phase
+ *   npx node bench/e2e.ts --soak SECONDS  2k events/s for SECONDS, RSS of client and server every 10 s
+ *
+ * Real parts only: certificates from `droptailer certs`, `droptailer server` (a child process,
+ * enriching from the Kubernetes test API server that runs in this process, where a pod owns
+ * 127.0.0.1, the destination of every entry), `droptailer client` (a child process reading the real
+ * journal), gRPC with mutual TLS on 127.0.0.1.
+ *
+ * Default run, in this order, over the same entries:
+ * 1. N entries are written to the journal through logger under a unique SYSLOG_IDENTIFIER (the
+ *    client matches it: DROPTAILER_JOURNAL_MATCH=SYSLOG_IDENTIFIER=<id>, DROPTAILER_START=oldest,
+ *    so it reads exactly those entries), until journald has stored all of them;
+ * 2. raw `journalctl` read of those entries with the client's exact arguments and output mode
+ *    (`-o export --output-fields=...`, JournalSource.journalctlArgs), stdout counted, best of 3;
+ * 3. the client is started: events/s from its start (and from the first line) to the N-th line on
+ *    the server's stdout; CPU seconds (utime+stime, /proc/PID/stat) and peak RSS (VmHWM) of both;
+ * 4. upstream-style: one unary Push per event, each awaited before the next (the Go client's way;
+ *    the Shipper has no setting that forces it, so a plain grpc-js client loop as in
+ *    bench/transport.ts) against the same server — an upper bound for that design, as it does not
+ *    even read the journal;
+ * 5. latency: the client keeps following; entries are written at a steady 1,000/s for 20 s; for
+ *    each line, arrival on the server's stdout minus the entry's realtime timestamp (the line's
+ *    `timestamp`): p50, p99, max.
+ * BENCH_KUBERNETES=false runs the server without Kubernetes (to attribute its CPU); BENCH_UNARY_EVENTS
+ * (5,000) and BENCH_LATENCY_SECONDS (20) size phases 4 and 5.
+ * Machine facts (nproc, CPU model, load average before and after) are printed with the figures.
+ */
+import { spawn } from "node:child_process"
+import { readFileSync } from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import * as grpc from "@grpc/grpc-js"
+import { journalctlArgs } from "../src/journal/JournalSource.ts"
+import { Drop } from "../src/transport/generated/droptailer.ts"
+import { wireTimestamp } from "../src/transport/WireDrop.ts"
+import {
+  clientTls,
+  clusterEnv,
+  cpuSeconds,
+  type Droptailer,
+  journalCount,
+  logLines,
+  makeCerts,
+  memoryMB,
+  poll,
+  removeTempDir,
+  serverTls,
+  sleep,
+  startCluster,
+  startDroptailer,
+  tempDir
+} from "../test/support/e2e.ts"
+
+const args = process.argv.slice(2)
+const soakIndex = args.indexOf("--soak")
+const soakSeconds = soakIndex >= 0 ? Number(args[soakIndex + 1] ?? 1800) : 0
+const total = soakIndex >= 0 ? 0 : Number(args[0] ?? 100_000)
+const unaryEvents = Number(process.env.BENCH_UNARY_EVENTS ?? 5_000)
+const latencySeconds = Number(process.env.BENCH_LATENCY_SECONDS ?? 20)
+/** BENCH_KUBERNETES=false: the server without Kubernetes (no enrichment, no Events), to attribute its CPU. */
+const withKubernetes = process.env.BENCH_KUBERNETES !== "false"
+
+const identifier = `dte2e${process.pid.toString(36)}${Date.now().toString(36)}`
+const dropPrefix = `${identifier}-dropped: `
+const throughputPort = 8443
+const latencyPort = 9443
+const soakPort = 10443
+
+/** A drop from one of 256 sources to the pod at 127.0.0.1 (few distinct peers, as in real life). */
+const line = (n: number, port: number): string =>
+  `${dropPrefix}IN=vrf09 OUT= MAC=12:99:fd:3b:ce:f8:1a:ae:e9:a7:95:50:08:00 SRC=10.0.0.${n & 255} DST=127.0.0.1 LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=${
+    n & 65535
+  } DF PROTO=TCP SPT=${1024 + (n % 60000)} DPT=${port} WINDOW=65495 RES=0x00 SYN URGP=0`
+
+const machine = () => {
+  const cpuinfo = readFileSync("/proc/cpuinfo", "utf8")
+  const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? "unknown"
+  return `${Os.availableParallelism()} CPUs (nproc), ${model}, ${Math.round(Os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`
+}
+const load = () => Os.loadavg().map((l) => l.toFixed(2)).join(" ")
+
+/** Milliseconds per event: a count over seconds, rounded. */
+const rate = (n: number, seconds: number) => Math.round(n / seconds)
+
+/** Epoch µs of the line's "timestamp" (2026-11-27T14:02:10.123456Z). */
+const timestampMicros = (jsonLine: string): number => {
+  const m = /"timestamp":"([^"]+)\.(\d{6})Z"/.exec(jsonLine)
+  if (m === null) return NaN
+  return Date.parse(`${m[1]}Z`) * 1000 + Number(m[2])
+}
+
+const percentile = (sorted: ReadonlyArray<number>, p: number) =>
+  sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
+
+/** Runs journalctl with `args`, counts its stdout bytes; seconds. */
+const timeJournalctl = (journalArgs: ReadonlyArray<string>): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const started = performance.now()
+    const child = spawn("journalctl", journalArgs, { stdio: ["ignore", "pipe", "inherit"] })
+    let bytes = 0
+    child.stdout.on("data", (chunk: Buffer) => (bytes += chunk.length))
+    child.on("error", reject)
+    child.on("exit", (code) =>
+      code === 0 && bytes > 0 ? resolve((performance.now() - started) / 1000) : reject(new Error(`journalctl exited ${code}, ${bytes} bytes`))
+    )
+  })
+
+const writeChunked = async (from: number, to: number, port: number) => {
+  for (let n = from; n < to; n += 10_000) {
+    await logLines(identifier, Array.from({ length: Math.min(10_000, to - n) }, (_, i) => line(n + i, port)))
+  }
+}
+
+/**
+ * Writes `perSecond` entries a second for `seconds`, in 10 batches a second, through ONE long-lived
+ * logger process (its stdin: one entry per line), so the writer itself stays cheap and on pace;
+ * `tick` after each batch.
+ */
+const writeSteady = async (perSecond: number, seconds: number, port: number, first: number, tick?: () => void) => {
+  const logger = spawn("logger", ["--socket", "/run/systemd/journal/dev-log", "-t", identifier], { stdio: ["pipe", "ignore", "inherit"] })
+  const closed = new Promise<void>((resolve) => logger.on("exit", () => resolve()))
+  const batch = perSecond / 10
+  const started = Date.now()
+  let n = first
+  for (let i = 0; i < seconds * 10; i++) {
+    let text = ""
+    for (let j = 0; j < batch; j++) text += `${line(n + j, port)}\n`
+    n += batch
+    if (!logger.stdin.write(text)) await new Promise((resolve) => logger.stdin.once("drain", resolve))
+    tick?.()
+    const wait = started + (i + 1) * 100 - Date.now()
+    if (wait > 0) await sleep(wait)
+  }
+  logger.stdin.end()
+  await closed
+  return n - first
+}
+
+const main = async () => {
+  console.log(`machine: ${machine()}`)
+  console.log(`load average before: ${load()}`)
+  const certs = makeCerts()
+  const state = tempDir("bench-state")
+  const cluster = await startCluster("127.0.0.1")
+  const processes: Array<Droptailer> = []
+  try {
+    // ---- the server: counts lines by destination port; in the latency phase, parses timestamps ----
+    const linesByPort = new Map<number, number>()
+    let lastLineAt = 0
+    let firstLineAt = 0
+    const latencies: Array<number> = []
+    const onLine = (text: string) => {
+      const now = Date.now()
+      // by the destination port, from the upstream fields map (the source port can take any value)
+      const port = text.includes(`"DPT":"${throughputPort}"`)
+        ? throughputPort
+        : text.includes(`"DPT":"${latencyPort}"`)
+        ? latencyPort
+        : text.includes(`"DPT":"${soakPort}"`)
+        ? soakPort
+        : 0
+      linesByPort.set(port, (linesByPort.get(port) ?? 0) + 1)
+      if (port === throughputPort) {
+        if (firstLineAt === 0) firstLineAt = now
+        lastLineAt = now
+      } else if (port === latencyPort) {
+        latencies.push(now * 1000 - timestampMicros(text))
+      }
+    }
+    const count = (port: number) => linesByPort.get(port) ?? 0
+    const kubernetes: Record<string, string> = withKubernetes ? clusterEnv(cluster) : { DROPTAILER_KUBERNETES: "false" }
+    console.log(`server: ${withKubernetes ? "enriching from the test API server, Events on" : "without Kubernetes (BENCH_KUBERNETES=false)"}`)
+    const server = await startDroptailer("server", { ...serverTls(certs), ...kubernetes }, { onLine })
+    processes.push(server)
+    await poll("the server's informers to sync", () => server.ready(), 30_000, 100)
+    const clientEnv = {
+      ...clientTls(certs),
+      DROPTAILER_SERVER_ADDRESS: `127.0.0.1:${server.grpcPort}`,
+      DROPTAILER_STATE_DIRECTORY: state,
+      DROPTAILER_START: "oldest",
+      DROPTAILER_JOURNAL_MATCH: `SYSLOG_IDENTIFIER=${identifier}`,
+      DROPTAILER_PREFIXES_OF_DROPS: dropPrefix,
+      DROPTAILER_PREFIXES_OF_ACCEPTS: `${identifier}-accepted: `
+    }
+
+    if (soakSeconds > 0) {
+      await soak(server, clientEnv, processes, count)
+      return
+    }
+
+    // ---- 1. inject ----
+    console.log(`writing ${total} entries (SYSLOG_IDENTIFIER=${identifier}) ...`)
+    const injectStart = Date.now()
+    await writeChunked(0, total, throughputPort)
+    await poll("journald to store every entry", () => journalCount(identifier) >= total, 300_000, 500)
+    const injectSeconds = (Date.now() - injectStart) / 1000
+    console.log(`  stored in ${injectSeconds.toFixed(1)} s (${rate(total, injectSeconds)} entries/s through logger + journald)`)
+
+    // ---- 2. raw journalctl, the client's arguments and output mode ----
+    const rawArgs = journalctlArgs({ matches: [`SYSLOG_IDENTIFIER=${identifier}`] }, { _tag: "Oldest" }, false)
+    const raws: Array<number> = []
+    for (let i = 0; i < 3; i++) raws.push(await timeJournalctl(rawArgs))
+    const rawSeconds = Math.min(...raws)
+
+    // ---- 3. the client, started after the injection ----
+    const serverCpu0 = cpuSeconds(server.pid)
+    const clientStart = Date.now()
+    const client = await startDroptailer("client", clientEnv)
+    processes.push(client)
+    const clientReady = Date.now()
+    const clientCpuAtReady = cpuSeconds(client.pid)
+    await poll(`${total} lines on the server's stdout`, () => count(throughputPort) >= total, 600_000, 5)
+    const e2eSeconds = (lastLineAt - clientStart) / 1000
+    const steadySeconds = (lastLineAt - firstLineAt) / 1000
+    const injectToLastSeconds = (lastLineAt - injectStart) / 1000
+    const serverCpu = cpuSeconds(server.pid) - serverCpu0
+    const clientCpu = cpuSeconds(client.pid)
+    const clientHwm = memoryMB(client.pid, "VmHWM")
+    const serverHwm = memoryMB(server.pid, "VmHWM")
+    await sleep(1_000)
+    const extra = count(throughputPort) - total
+    console.log(
+      `  client start → last line: ${e2eSeconds.toFixed(2)} s (${rate(total, e2eSeconds)} events/s); ` +
+        `client CPU ${clientCpu.toFixed(2)} s, server CPU ${serverCpu.toFixed(2)} s`
+    )
+
+    // ---- 4. upstream-style: unary Push per event, one at a time ----
+    const grpcClient = new grpc.Client(
+      `127.0.0.1:${server.grpcPort}`,
+      grpc.credentials.createSsl(
+        readFileSync(Path.join(certs, "client/ca.crt")),
+        readFileSync(Path.join(certs, "client/tls.key")),
+        readFileSync(Path.join(certs, "client/tls.crt"))
+      ),
+      { "grpc.ssl_target_name_override": "droptailer", "grpc.default_authority": "droptailer" }
+    )
+    const unaryPort = 7443
+    const drops = Array.from({ length: unaryEvents + 200 }, (_, i) => {
+      const fields: Record<string, string> = {}
+      for (const pair of line(i, unaryPort).slice(dropPrefix.length).split(" ")) {
+        const eq = pair.indexOf("=")
+        if (eq < 0) fields[pair] = ""
+        else fields[pair.slice(0, eq)] = pair.slice(eq + 1)
+      }
+      fields.ACTION = "drop"
+      return Buffer.from(
+        Drop.encode({ timestamp: wireTimestamp(Date.now() * 1000 + i), fields, eventId: "", host: "", message: "" }).finish()
+      )
+    })
+    const push = (bytes: Buffer) =>
+      new Promise<void>((resolve, reject) =>
+        grpcClient.makeUnaryRequest("/proto.Droptailer/Push", (b: Buffer) => b, () => undefined, bytes, (error) =>
+          error ? reject(error) : resolve())
+      )
+    for (const d of drops.slice(0, 200)) await push(d) // warm-up
+    const unaryCpu0 = cpuSeconds(server.pid)
+    const unaryStart = performance.now()
+    for (const d of drops.slice(200)) await push(d)
+    const unarySeconds = (performance.now() - unaryStart) / 1000
+    const unaryServerCpu = cpuSeconds(server.pid) - unaryCpu0
+    grpcClient.close()
+
+    // ---- 5. latency at a steady 1,000 events/s ----
+    const latencyCpu0 = { client: cpuSeconds(client.pid), server: cpuSeconds(server.pid) }
+    const written = await writeSteady(1_000, latencySeconds, latencyPort, 0)
+    await poll("every latency-phase line", () => count(latencyPort) >= written, 60_000, 20)
+    const latencyCpu = { client: cpuSeconds(client.pid) - latencyCpu0.client, server: cpuSeconds(server.pid) - latencyCpu0.server }
+    const sorted = latencies.toSorted((a, b) => a - b)
+
+    const e2eRate = rate(total, e2eSeconds)
+    const unaryRate = rate(unaryEvents, unarySeconds)
+    const rawRate = rate(total, rawSeconds)
+    console.log("")
+    console.log(`load average after: ${load()}`)
+    console.log(`raw journalctl (${rawArgs.filter((a) => a.startsWith("--output")).join(" ")}): ${rawRate} entries/s (best of ${raws.map((s) => s.toFixed(2)).join(", ")} s)`)
+    console.log(
+      `end to end, ${total} drops: ${e2eRate} events/s from the client's start to the last line (${e2eSeconds.toFixed(2)} s; ` +
+        `client up after ${((clientReady - clientStart) / 1000).toFixed(2)} s); ${rate(total, steadySeconds)} events/s first to last line; ` +
+        `${rate(total, injectToLastSeconds)} events/s from the first injected entry (${injectToLastSeconds.toFixed(1)} s, includes writing through logger)` +
+        (extra === 0 ? "" : `; ${extra} lines more than entries!`)
+    )
+    console.log(`  vs raw journalctl read: ${(e2eRate / rawRate).toFixed(2)}`)
+    console.log(
+      `  client CPU ${clientCpu.toFixed(2)} s (${((clientCpu - clientCpuAtReady) * 1e6 / total).toFixed(1)} µs/event after start-up, ` +
+        `${clientCpuAtReady.toFixed(2)} s start-up), peak RSS ${clientHwm.toFixed(0)} MB`
+    )
+    console.log(`  server CPU ${serverCpu.toFixed(2)} s (${(serverCpu * 1e6 / total).toFixed(1)} µs/event), peak RSS ${serverHwm.toFixed(0)} MB`)
+    console.log(
+      `upstream-style (one unary Push per event, awaited): ${unaryRate} events/s (${unaryEvents} in ${unarySeconds.toFixed(2)} s), ` +
+        `server CPU ${(unaryServerCpu * 1e6 / unaryEvents).toFixed(1)} µs/event`
+    )
+    console.log(`  ratio end to end / upstream-style: ${(e2eRate / unaryRate).toFixed(1)}x`)
+    console.log(
+      `latency at 1,000 events/s for ${latencySeconds} s (${sorted.length} lines; journal realtime → server stdout): ` +
+        `p50 ${(percentile(sorted, 50) / 1000).toFixed(0)} ms, p99 ${(percentile(sorted, 99) / 1000).toFixed(0)} ms, ` +
+        `max ${(sorted[sorted.length - 1]! / 1000).toFixed(0)} ms; CPU at 1k/s: client ${(latencyCpu.client / latencySeconds * 100).toFixed(1)}%, ` +
+        `server ${(latencyCpu.server / latencySeconds * 100).toFixed(1)}% of a core`
+    )
+    console.log(
+      "JSON " + JSON.stringify({
+        total,
+        rawRate,
+        e2eRate,
+        steadyRate: rate(total, steadySeconds),
+        injectToLastRate: rate(total, injectToLastSeconds),
+        clientCpu,
+        clientCpuAtReady,
+        clientPeakRssMB: clientHwm,
+        serverCpuMicrosPerEvent: (serverCpu * 1e6) / total,
+        serverPeakRssMB: serverHwm,
+        unaryRate,
+        ratio: e2eRate / unaryRate,
+        p50ms: percentile(sorted, 50) / 1000,
+        p99ms: percentile(sorted, 99) / 1000,
+        maxms: sorted[sorted.length - 1]! / 1000,
+        load: Os.loadavg()
+      })
+    )
+  } finally {
+    for (const p of processes) await p.kill("SIGTERM")
+    await cluster.stop()
+    removeTempDir(certs)
+    removeTempDir(state)
+  }
+}
+
+/** Soak: 2k events/s, RSS of both processes every 10 s, the series and the slope (MB/hour). */
+const soak = async (
+  server: Droptailer,
+  clientEnv: Record<string, string>,
+  processes: Array<Droptailer>,
+  count: (port: number) => number
+) => {
+  // nothing was written under this run's identifier before: "oldest" reads exactly the soak's entries
+  const client = await startDroptailer("client", clientEnv)
+  processes.push(client)
+  console.log(`soak: 2,000 events/s for ${soakSeconds} s; RSS (VmRSS) every 10 s`)
+  const series: Array<{ t: number; client: number; server: number; printed: number }> = []
+  const started = Date.now()
+  let nextSample = started
+  const sample = () => {
+    if (Date.now() < nextSample) return
+    nextSample += 10_000
+    const s = {
+      t: (Date.now() - started) / 1000,
+      client: memoryMB(client.pid, "VmRSS"),
+      server: memoryMB(server.pid, "VmRSS"),
+      printed: count(soakPort)
+    }
+    series.push(s)
+    console.log(`  t=${s.t.toFixed(0).padStart(5)} s  client ${s.client.toFixed(1).padStart(6)} MB  server ${s.server.toFixed(1).padStart(6)} MB  printed ${s.printed}`)
+  }
+  const written = await writeSteady(2_000, soakSeconds, soakPort, 0, sample)
+  await poll("every soak line", () => count(soakPort) >= written, 120_000, 50)
+  const slope = (key: "client" | "server") => {
+    // least squares over the samples after the first minute (warm-up), MB per hour
+    const points = series.filter((s) => s.t >= Math.min(60, soakSeconds / 4))
+    const n = points.length
+    if (n < 2) return NaN
+    const mt = points.reduce((a, p) => a + p.t, 0) / n
+    const mv = points.reduce((a, p) => a + p[key], 0) / n
+    const num = points.reduce((a, p) => a + (p.t - mt) * (p[key] - mv), 0)
+    const den = points.reduce((a, p) => a + (p.t - mt) ** 2, 0)
+    return (num / den) * 3600
+  }
+  console.log(`soak: ${written} written, ${count(soakPort)} printed; peak RSS client ${memoryMB(client.pid, "VmHWM").toFixed(0)} MB, server ${memoryMB(server.pid, "VmHWM").toFixed(0)} MB`)
+  console.log(`soak slope (least squares after warm-up): client ${slope("client").toFixed(1)} MB/hour, server ${slope("server").toFixed(1)} MB/hour`)
+  console.log("JSON " + JSON.stringify({ soakSeconds, written, printed: count(soakPort), series, slopeClient: slope("client"), slopeServer: slope("server") }))
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    console.error(error)
+    process.exit(1)
+  }
+)
