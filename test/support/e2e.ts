@@ -12,28 +12,21 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { KubeApiServer } from "./kube-api-server.ts"
 import { owned, pod } from "./kube-fixtures.ts"
+import { sleep, waitFor } from "./journal.ts"
 
 export const repoRoot = Path.resolve(import.meta.dirname, "../..")
 export const nodeBin = Path.join(repoRoot, "node_modules/.bin/node")
 export const binTs = Path.join(repoRoot, "src/main/bin.ts")
 
-export const sleep = (millis: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, millis))
+export { sleep }
 
-/** Polls `check` until it returns something other than undefined/false; fails after `timeoutMillis`. */
-export const poll = async <A>(
+/** `waitFor` with the longer default timeout that whole-pipeline checks need. */
+export const poll = <A>(
   what: string,
   check: () => A | undefined | false | Promise<A | undefined | false>,
   timeoutMillis = 30_000,
   intervalMillis = 50
-): Promise<A> => {
-  const deadline = Date.now() + timeoutMillis
-  for (;;) {
-    const result = await check()
-    if (result !== undefined && result !== false) return result
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMillis} ms waiting for ${what}`)
-    await sleep(intervalMillis)
-  }
-}
+): Promise<A> => waitFor(what, check, timeoutMillis, intervalMillis)
 
 // ---- temporary directories ------------------------------------------------------------------
 
