@@ -113,7 +113,8 @@ export const startDroptailer = (
   options: StartOptions = {}
 ): Promise<Droptailer> =>
   new Promise((resolve, reject) => {
-    const child = spawn(nodeBin, [...(options.nodeArgs ?? []), binTs, role], {
+    const extra = process.env.DROPTAILER_PROFILE_DIR ? [`--cpu-prof`, `--cpu-prof-dir=${process.env.DROPTAILER_PROFILE_DIR}`] : []
+    const child = spawn(nodeBin, [...extra, ...(options.nodeArgs ?? []), binTs, role], {
       cwd: repoRoot,
       env: {
         PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
