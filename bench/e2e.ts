@@ -183,7 +183,9 @@ const main = async () => {
       DROPTAILER_START: "oldest",
       DROPTAILER_JOURNAL_MATCH: `SYSLOG_IDENTIFIER=${identifier}`,
       DROPTAILER_PREFIXES_OF_DROPS: dropPrefix,
-      DROPTAILER_PREFIXES_OF_ACCEPTS: `${identifier}-accepted: `
+      DROPTAILER_PREFIXES_OF_ACCEPTS: `${identifier}-accepted: `,
+      // client settings to try, e.g. BENCH_CLIENT_ENV='{"DROPTAILER_IN_FLIGHT":"16"}'
+      ...(JSON.parse(process.env.BENCH_CLIENT_ENV ?? "{}") as Record<string, string>)
     }
 
     if (soakSeconds > 0) {
