@@ -21,8 +21,8 @@ import { randomBytes } from "node:crypto"
 import * as Fs from "node:fs"
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest"
 import { describeWith } from "../support/environment.ts"
+import { childPidsOf } from "../support/journal.ts"
 import {
-  childPids,
   clientTls,
   type Cluster,
   clusterEnv,
@@ -207,7 +207,7 @@ describeWith(["root", "journald", "nftables", "kubectl"], "end to end under faul
     await r.write(0, total, 2_000, async (next) => {
       if (killedAtLine < 0 && next >= 8_000) {
         await poll("the stream to reach the server", () => r.tally.printed >= 4_000, 30_000, 20)
-        orphanJournalctl = childPids(client.pid, "journalctl")
+        orphanJournalctl = childPidsOf(client.pid, "journalctl")
         client.child.kill("SIGKILL")
         await client.exited
         killedAtLine = r.tally.printed
@@ -237,7 +237,7 @@ describeWith(["root", "journald", "nftables", "kubectl"], "end to end under faul
       if (killed === undefined && next >= 8_000) {
         await poll("the stream to reach the server", () => r.tally.printed >= 4_000, 30_000, 20)
         const pids = await poll("the client's journalctl", () => {
-          const found = childPids(client.pid, "journalctl")
+          const found = childPidsOf(client.pid, "journalctl")
           return found.length === 1 ? found : undefined
         }, 10_000)
         killed = pids[0]!
@@ -245,7 +245,7 @@ describeWith(["root", "journald", "nftables", "kubectl"], "end to end under faul
       }
     })
     await r.settle()
-    const restarted = childPids(client.pid, "journalctl")
+    const restarted = childPidsOf(client.pid, "journalctl")
     const restarts = (await client.metrics()).sum("droptailer_client_journalctl_restarts_total")
     r.report("journalctl SIGKILL", `journalctl ${killed} killed, now ${restarted.join(",")}; restarts counted ${restarts}`)
     expect(restarted).toHaveLength(1)

@@ -209,24 +209,6 @@ export const startDroptailer = (
     })
   })
 
-/** Pids of `pid`'s children whose command name is `command` (e.g. the client's journalctl). */
-export const childPids = (pid: number, command: string): Array<number> => {
-  const out: Array<number> = []
-  for (const entry of Fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue
-    try {
-      const stat = Fs.readFileSync(`/proc/${entry}/stat`, "utf8")
-      const close = stat.lastIndexOf(")")
-      const comm = stat.slice(stat.indexOf("(") + 1, close)
-      const ppid = Number(stat.slice(close + 2).split(" ")[1])
-      if (ppid === pid && comm === command) out.push(Number(entry))
-    } catch {
-      // gone
-    }
-  }
-  return out
-}
-
 // ---- /proc accounting (bench) ---------------------------------------------------------------
 
 const ticksPerSecond = 100 // USER_HZ
