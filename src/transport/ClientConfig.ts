@@ -3,7 +3,8 @@
  * DROPTAILER_CA_CERTIFICATE, DROPTAILER_CLIENT_CERTIFICATE, DROPTAILER_CLIENT_KEY, defaults under
  * /etc/droptailer-client) plus DROPTAILER_* settings, each with a default.
  */
-import { Config, Schema } from "effect"
+import { Config } from "effect"
+import { positiveInt } from "./Settings.ts"
 import type { TlsFiles } from "./Tls.ts"
 
 export interface ShipperConfig {
@@ -23,9 +24,6 @@ export interface ShipperConfig {
   readonly initialBackoffMillis: number
   readonly maxBackoffMillis: number
 }
-
-const positiveInt = (name: string, fallback: number) =>
-  Config.schema(Schema.Int.check(Schema.isGreaterThan(0)), name).pipe(Config.withDefault(fallback))
 
 export const shipperConfig: Config.Config<ShipperConfig> = Config.all({
   address: Config.NonEmptyString("DROPTAILER_SERVER_ADDRESS").pipe(Config.withDefault("localhost:50051")),

@@ -4,6 +4,7 @@
  * `droptailer-server` Secret) plus DROPTAILER_* limits, each with a default.
  */
 import { Config, Schema } from "effect"
+import { positiveInt } from "./Settings.ts"
 import type { TlsFiles } from "./Tls.ts"
 import { defaultWireLimits, type WireLimits } from "./WireDrop.ts"
 
@@ -23,9 +24,6 @@ export interface IngestServerConfig {
   readonly dedupWindow: number
   readonly shutdownTimeoutMillis: number
 }
-
-const positiveInt = (name: string, fallback: number) =>
-  Config.schema(Schema.Int.check(Schema.isGreaterThan(0)), name).pipe(Config.withDefault(fallback))
 
 const list = (name: string) =>
   Config.String(name).pipe(

@@ -80,31 +80,24 @@ const frameBatch = (drops: ReadonlyArray<Encoded>): Buffer => {
   return out
 }
 
-/** One event as the protobuf bytes of a `Drop` (timestamp with microseconds, id, host, raw line). */
-export const encodeOutgoing = (event: OutgoingEvent): Uint8Array => {
+/** The `Drop` an outgoing event becomes (timestamp with microseconds, id, host, raw line). */
+const dropOf = (event: OutgoingEvent) => {
   const { seconds, nanos } = wireTimestamp(event.event.timestamp)
-  return encodeDrop({
+  return {
     seconds,
     nanos,
     fields: event.event.fields,
     eventId: event.id,
     host: event.event.host,
     message: event.message
-  })
+  }
 }
 
+/** One event as the protobuf bytes of a `Drop`. */
+export const encodeOutgoing = (event: OutgoingEvent): Uint8Array => encodeDrop(dropOf(event))
+
 /** Like `encodeOutgoing`, the bytes as a view into `arena` (see DropArena). */
-const encodeOutgoingIn = (event: OutgoingEvent, arena: DropArena): Uint8Array => {
-  const { seconds, nanos } = wireTimestamp(event.event.timestamp)
-  return encodeDropIn({
-    seconds,
-    nanos,
-    fields: event.event.fields,
-    eventId: event.id,
-    host: event.event.host,
-    message: event.message
-  }, arena)
-}
+const encodeOutgoingIn = (event: OutgoingEvent, arena: DropArena): Uint8Array => encodeDropIn(dropOf(event), arena)
 
 /** The channel arguments; `dns:///` targets are balanced round-robin over all addresses. */
 export const channelOptions = (config: ShipperConfig): grpc.ChannelOptions => ({
