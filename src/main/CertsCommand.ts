@@ -8,7 +8,6 @@
 import { Console, Effect } from "effect"
 import { Command, Flag } from "effect/cli"
 import { isIP } from "node:net"
-import { makeCertSet, writeCertSet } from "../transport/Certs.ts"
 
 /** Repeated flags, each also allowed to hold a comma-separated list. */
 const listFlag = (name: string, description: string) =>
@@ -36,6 +35,8 @@ export const certsCommand = Command.make(
   Effect.fn("CertsCommand")(function*({ out, serverDns, serverIp, clientName, kubernetesSecrets }) {
     const badIp = serverIp.find((ip) => isIP(ip) === 0)
     if (badIp !== undefined) return yield* Effect.fail(new Error(`--server-ip ${badIp}: not an IP address`))
+    // loaded here: the x509 library is needed by this command only
+    const { makeCertSet, writeCertSet } = yield* Effect.promise(() => import("../transport/Certs.ts"))
     const set = yield* makeCertSet({
       serverDns: serverDns.length > 0 ? serverDns : ["droptailer"],
       serverIps: serverIp,

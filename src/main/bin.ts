@@ -1,7 +1,9 @@
 /**
  * The `droptailer` command: one executable, a subcommand per role.
  */
-import { NodeRuntime, NodeServices } from "@effect/platform-node"
+// module by module: the package index would also load every other platform module (Redis, ...)
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Cause, Effect, Exit, Logger, Runtime } from "effect"
 import { Command } from "effect/cli"
 import { createRequire } from "node:module"

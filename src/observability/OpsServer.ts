@@ -2,7 +2,7 @@
  * The operations endpoint of both processes: Prometheus `/metrics`, `/healthz`, `/readyz`.
  * Address from `DROPTAILER_METRICS_ADDRESS`: `host:port`, `:port`, `host:0` (a free port), or `off`.
  */
-import { NodeHttpServer } from "@effect/platform-node"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Config, Effect, Layer, Schema } from "effect"
 import { HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"
