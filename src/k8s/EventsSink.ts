@@ -7,7 +7,8 @@
  * `PacketAccept` Events only with DROPTAILER_EVENTS_FOR_ACCEPTS=true.
  *
  * Protecting the API server:
- * - `offer` never blocks: occurrences go into a bounded queue; when it is full they are counted
+ * - `offer` never blocks: the occurrences of a batch, counted per pod and kind of drop, go into a
+ *   bounded queue; when it is full their drops are counted
  *   as suppressed (`droptailer_server_events_suppressed_total{reason="queue_full"}`).
  * - De-duplication: occurrences with the same (pod, peer, port, protocol) within
  *   DROPTAILER_EVENTS_INTERVAL aggregate into one Event: the first creates it (POST), repeats
@@ -45,7 +46,7 @@ export interface EventsSinkShape {
   readonly stats: Effect.Effect<EventsSinkStats>
 }
 
-/** One occurrence of a drop on one pod. */
+/** Occurrences of one kind of drop on one pod (those of one batch with the same key). */
 interface Occurrence {
   readonly key: string
   readonly namespace: string
@@ -53,8 +54,10 @@ interface Occurrence {
   readonly reason: string
   readonly type: "Warning" | "Normal"
   readonly message: string
-  /** Epoch microseconds of the drop. */
-  readonly timestamp: number
+  /** Epoch microseconds of the first and the last drop. */
+  first: number
+  last: number
+  count: number
 }
 
 interface Aggregate {
@@ -91,37 +94,62 @@ export const describePeer = (peer: Endpoint): string => {
   }
 }
 
-/** The Events one event produces: one per pod among src and dst. */
-export const occurrencesOf = (event: DropEvent): Array<Occurrence> => {
-  const out: Array<Occurrence> = []
+/** The aggregation key of the Event on `self` (a pod) for `event`; `side` is where `self` is. */
+const occurrenceKey = (event: DropEvent, self: Endpoint, peer: Endpoint, side: "src" | "dst"): string =>
+  `${event.action}|${self.namespace}/${self.name}|${side}|${peer.namespace ?? ""}/${peer.name ?? ""}/${
+    peer.ip ?? ""
+  }|${event.dst.port ?? ""}|${event.protocol}`
+
+/** The Event on `self` (a pod with namespace and name) for one event. */
+const occurrence = (event: DropEvent, self: Endpoint, peer: Endpoint, side: "src" | "dst", key: string): Occurrence => {
   const drop = event.action === "drop"
   const verb = drop ? "Dropped" : "Accepted"
-  const reason = drop ? "PacketDrop" : "PacketAccept"
-  const type = drop ? "Warning" : "Normal"
   const port = event.dst.port
   const portText = port === undefined ? "" : ` port ${port}`
   const host = event.host === "" ? "" : ` by firewall ${event.host}`
-  const sides: ReadonlyArray<readonly [Endpoint, Endpoint, "src" | "dst"]> = [
-    [event.src, event.dst, "src"],
-    [event.dst, event.src, "dst"]
-  ]
-  for (const [self, peer, side] of sides) {
-    if (self.kind !== "pod" || self.namespace === undefined || self.name === undefined) continue
-    const peerText = describePeer(peer)
-    const message = side === "src"
+  const peerText = describePeer(peer)
+  return {
+    key,
+    namespace: self.namespace!,
+    pod: self.name!,
+    reason: drop ? "PacketDrop" : "PacketAccept",
+    type: drop ? "Warning" : "Normal",
+    message: side === "src"
       ? `${verb} ${event.protocol} packet to ${peerText}${portText}${host}`
-      : `${verb} ${event.protocol} packet from ${peerText} to${portText === "" ? " this pod" : portText}${host}`
-    out.push({
-      key: `${reason}|${self.namespace}/${self.name}|${side}|${peer.namespace ?? ""}/${peer.name ?? ""}/${peer.ip ?? ""}|${port ?? ""}|${event.protocol}`,
-      namespace: self.namespace,
-      pod: self.name,
-      reason,
-      type,
-      message,
-      timestamp: event.timestamp
-    })
+      : `${verb} ${event.protocol} packet from ${peerText} to${portText === "" ? " this pod" : portText}${host}`,
+    first: event.timestamp,
+    last: event.timestamp,
+    count: 1
   }
-  return out
+}
+
+const isNamedPod = (e: Endpoint): boolean => e.kind === "pod" && e.namespace !== undefined && e.name !== undefined
+
+/**
+ * The Events of a batch: one per pod among src and dst of each event, those with the same key
+ * counted together (a batch holds many repeats of few kinds of drop; the message of each kind is
+ * built once).
+ */
+export const occurrencesOf = (events: ReadonlyArray<DropEvent>, withAccepts = true): Array<Occurrence> => {
+  const byKey = new Map<string, Occurrence>()
+  const add = (event: DropEvent, self: Endpoint, peer: Endpoint, side: "src" | "dst") => {
+    const key = occurrenceKey(event, self, peer, side)
+    const seen = byKey.get(key)
+    if (seen === undefined) {
+      byKey.set(key, occurrence(event, self, peer, side, key))
+    } else {
+      seen.count++
+      if (event.timestamp < seen.first) seen.first = event.timestamp
+      if (event.timestamp > seen.last) seen.last = event.timestamp
+    }
+  }
+  for (let i = 0; i < events.length; i++) {
+    const event = events[i]!
+    if (event.action === "accept" && !withAccepts) continue
+    if (isNamedPod(event.src)) add(event, event.src, event.dst, "src")
+    if (isNamedPod(event.dst)) add(event, event.dst, event.src, "dst")
+  }
+  return [...byKey.values()]
 }
 
 /** metav1.Time: RFC 3339 with seconds. */
@@ -151,31 +179,23 @@ export const makeEventsSink = Effect.fn("EventsSink.make")(function*(settings: K
     return Metric.update(Metric.withAttributes(eventsSuppressed, { reason }), n)
   }
 
-  /** Queues the occurrences of one event; returns how many the full queue refused. */
-  const enqueue = (event: DropEvent): number => {
-    if (event.action === "accept" && !settings.eventsForAccepts) return 0
-    // cheap pre-check: most events involve no pod at all
-    if (event.src.kind !== "pod" && event.dst.kind !== "pod") return 0
+  /** Queues the occurrences of a batch; returns how many drops the full queue refused. */
+  const enqueue = (events: ReadonlyArray<DropEvent>): number => {
     let dropped = 0
-    for (const occurrence of occurrencesOf(event)) {
-      stats.offered++
-      if (!Queue.offerUnsafe(queue, occurrence)) dropped++
+    for (const o of occurrencesOf(events, settings.eventsForAccepts)) {
+      stats.offered += o.count
+      if (!Queue.offerUnsafe(queue, o)) dropped += o.count
     }
     return dropped
   }
 
-  const offer = (event: DropEvent): Effect.Effect<void> =>
+  const offerAll = (events: ReadonlyArray<DropEvent>): Effect.Effect<void> =>
     Effect.suspend(() => {
-      const dropped = enqueue(event)
+      const dropped = enqueue(events)
       return dropped === 0 ? Effect.void : suppress("queue_full", dropped)
     })
 
-  const offerAll = (events: ReadonlyArray<DropEvent>): Effect.Effect<void> =>
-    Effect.suspend(() => {
-      let dropped = 0
-      for (const event of events) dropped += enqueue(event)
-      return dropped === 0 ? Effect.void : suppress("queue_full", dropped)
-    })
+  const offer = (event: DropEvent): Effect.Effect<void> => offerAll([event])
 
   const takeToken = (): boolean => {
     const now = Date.now()
@@ -199,7 +219,7 @@ export const makeEventsSink = Effect.fn("EventsSink.make")(function*(settings: K
         }
         if (agg === undefined) {
           if (aggregates.size >= maxAggregates) {
-            tooMany++
+            tooMany += o.count
             continue
           }
           aggregates.set(o.key, {
@@ -211,14 +231,14 @@ export const makeEventsSink = Effect.fn("EventsSink.make")(function*(settings: K
             message: o.message,
             windowStart: now,
             name: undefined,
-            total: 1,
+            total: o.count,
             sent: 0,
-            first: o.timestamp,
-            last: o.timestamp
+            first: o.first,
+            last: o.last
           })
         } else {
-          agg.total++
-          if (o.timestamp > agg.last) agg.last = o.timestamp
+          agg.total += o.count
+          if (o.last > agg.last) agg.last = o.last
         }
       }
       if (tooMany > 0) yield* suppress("too_many_keys", tooMany)

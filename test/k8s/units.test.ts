@@ -143,11 +143,32 @@ describe("Event messages", () => {
     expect(describePeer({ ip: "10.1.0.1", kind: "node", name: "n" })).toBe("node n (10.1.0.1)")
     expect(describePeer({ ip: "1.2.3.4", kind: "external" })).toBe("1.2.3.4")
     const event = drop({ src: "10.0.0.1", dst: "1.2.3.4", protocol: "ICMP" })
-    const icmp = occurrencesOf({
+    const icmp = occurrencesOf([{
       ...event,
       src: { ip: "10.0.0.1", kind: "pod", namespace: "a", name: "b" },
       dst: { ip: "1.2.3.4", kind: "external" }
-    })
+    }])
     expect(icmp.map((o) => o.message)).toEqual(["Dropped ICMP packet to 1.2.3.4 by firewall fw-1"])
+  })
+
+  it("count the repeats of one kind of drop in a batch together, from the first to the last timestamp", () => {
+    const base = drop({ src: "10.0.0.1", dst: "10.0.0.2", dport: 80 })
+    const pod = (ip: string, name: string) => ({ ip, kind: "pod" as const, namespace: "a", name })
+    const at = (timestamp: number, port = 80) => ({
+      ...base,
+      timestamp,
+      src: pod("10.0.0.1", "client"),
+      dst: { ...pod("10.0.0.2", "web"), port }
+    })
+    const occurrences = occurrencesOf([at(3_000_000), at(1_000_000), at(2_000_000, 443), at(5_000_000)])
+    // per event: one Event on the source pod and one on the destination pod; port 443 is another kind
+    expect(occurrences.map((o) => [o.pod, o.count, o.first, o.last, o.message])).toEqual([
+      ["client", 3, 1_000_000, 5_000_000, "Dropped TCP packet to pod a/web (10.0.0.2) port 80 by firewall fw-1"],
+      ["web", 3, 1_000_000, 5_000_000, "Dropped TCP packet from pod a/client (10.0.0.1) to port 80 by firewall fw-1"],
+      ["client", 1, 2_000_000, 2_000_000, "Dropped TCP packet to pod a/web (10.0.0.2) port 443 by firewall fw-1"],
+      ["web", 1, 2_000_000, 2_000_000, "Dropped TCP packet from pod a/client (10.0.0.1) to port 443 by firewall fw-1"]
+    ])
+    // accepts only when asked for
+    expect(occurrencesOf([{ ...at(1), action: "accept" }], false)).toEqual([])
   })
 })
