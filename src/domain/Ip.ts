@@ -137,18 +137,96 @@ const isKernelIpv6 = (text: string): boolean => {
   return true
 }
 
+/** Group values of the kernel form, reused (parsing is synchronous). */
+const kernelGroups = [0, 0, 0, 0, 0, 0, 0, 0]
+
+/**
+ * RFC 5952 text of the kernel form at `text[at..at+39)`, its groups already in `kernelGroups`. The
+ * common case, lowercase hex as `%pI6` prints it, is cut from the text itself (each group without
+ * its leading zeros, runs of such groups with their colons in one piece): a few slices instead of
+ * a number-to-hex conversion per group.
+ */
+const formatKernelGroups = (text: string, at: number, upper: boolean): string => {
+  const groups = kernelGroups
+  // uppercase digits and IPv4-mapped addresses: the general formatter
+  if (upper || (groups[0] === 0 && groups[1] === 0 && groups[2] === 0 && groups[3] === 0 && groups[4] === 0 &&
+    groups[5] === 0xffff)) return formatIpv6(groups)
+  // the first longest run of two or more zero groups
+  let gapStart = 8
+  let gapLength = 1
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== 0) {
+      i++
+      continue
+    }
+    let j = i
+    while (j < 8 && groups[j] === 0) j++
+    if (j - i > gapLength) {
+      gapStart = i
+      gapLength = j - i
+    }
+    i = j
+  }
+  const gapEnd = gapStart + gapLength
+  let out = ""
+  let runFrom = -1 // the piece of `text` being extended: groups (with their colons) since `runFrom`
+  let runTo = -1
+  for (let g = 0; g < 8; g++) {
+    if (g === gapStart) {
+      out = runFrom < 0 ? "::" : `${out}${text.slice(runFrom, runTo)}::`
+      runFrom = -1
+      g = gapEnd - 1
+      continue
+    }
+    const value = groups[g]!
+    const end = at + g * 5 + 4
+    const from = end - (value >= 0x1000 ? 4 : value >= 0x100 ? 3 : value >= 0x10 ? 2 : 1)
+    if (runFrom >= 0 && from === runTo + 1) runTo = end // no leading zero: the run goes on, colon included
+    else {
+      if (runFrom >= 0) out = `${out}${text.slice(runFrom, runTo)}:`
+      runFrom = from
+      runTo = end
+    }
+  }
+  return runFrom < 0 ? out : out + text.slice(runFrom, runTo)
+}
+
 const formatKernelIpv6 = (text: string): string | undefined => {
-  const groups = [0, 0, 0, 0, 0, 0, 0, 0]
+  let upper = false
   for (let g = 0; g < 8; g++) {
     let value = 0
     for (let k = g * 5; k < g * 5 + 4; k++) {
-      const h = hexValue(text.charCodeAt(k))
+      const code = text.charCodeAt(k)
+      const h = hexValue(code)
       if (h < 0) return undefined
+      if (code >= 65 && code <= 70) upper = true
       value = value * 16 + h
     }
-    groups[g] = value
+    kernelGroups[g] = value
   }
-  return formatIpv6(groups)
+  return formatKernelGroups(text, 0, upper)
+}
+
+/**
+ * `canonicalIp` of `text[at..at+39)` when it is the kernel's `%pI6` form, read from `codes` (the
+ * same characters as codes, one per index, as the parser holds them); undefined when it is not.
+ */
+export const canonicalKernelIpv6At = (text: string, codes: Uint8Array, at: number): string | undefined => {
+  let upper = false
+  for (let g = 0; g < 8; g++) {
+    const i = at + g * 5
+    if (g < 7 && codes[i + 4] !== 58) return undefined
+    let value = 0
+    for (let k = i; k < i + 4; k++) {
+      const code = codes[k]!
+      const h = hexValue(code)
+      if (h < 0) return undefined
+      if (code >= 65 && code <= 70) upper = true
+      value = value * 16 + h
+    }
+    kernelGroups[g] = value
+  }
+  return formatKernelGroups(text, at, upper)
 }
 
 /**

@@ -6,10 +6,12 @@
  * "one token, one fact": `OPT (...)` groups and the `[...]` inner packet of ICMP errors, whose
  * keys repeat the outer packet's. The parser is a hand-written tokenizer (no regex, no Schema)
  * over the line's codes in a typed array (see `codesOf`): it runs for every kernel line the client
- * reads, so it has to do ~1M lines/s.
+ * reads, so it has to do ~1M lines/s. The usual head of a line is read by straight-line code first
+ * (`readHead`), common values are shared constants instead of slices (`decimalText` and friends);
+ * both give exactly what the token loop gives.
  */
 import type { Action, DropEvent } from "./DropEvent.ts"
-import { canonicalIp } from "./Ip.ts"
+import { canonicalIp, canonicalKernelIpv6At } from "./Ip.ts"
 
 export { canonicalIp } from "./Ip.ts"
 
@@ -114,6 +116,10 @@ const hasColon = (b: Uint8Array, from: number, to: number): boolean => {
   return false
 }
 
+/** `canonicalIp(value)` of a value with a colon (`text[from..to)`, codes in `b`): the kernel's form read from the codes. */
+const ipv6Of = (value: string, text: string, b: Uint8Array, from: number, to: number): string =>
+  (to - from === 39 ? canonicalKernelIpv6At(text, b, from) : undefined) ?? canonicalIp(value)
+
 /** `0x2a` → 42 (MARK, SPI); -1 when not hex. */
 const hex0xAt = (b: Uint8Array, from: number, to: number): number =>
   to - from > 2 && b[from] === 48 && b[from + 1] === 120 ? hexAt(b, from + 2, to) : -1
@@ -132,6 +138,7 @@ const ipFlagNames = ["CE", "DF", "MF", "FRAG", "AH", "ESP"] as const
 
 /** In the kernel's print order. */
 const tcpFlagNames = ["AE", "CWR", "ECE", "URG", "ACK", "PSH", "RST", "SYN", "FIN"] as const
+const TCP_SYN = 1 << 7 // a connection attempt: most drops
 
 class Packet {
   proto: string | undefined = undefined
@@ -173,6 +180,8 @@ class Packet {
   physin: string | undefined = undefined
   physout: string | undefined = undefined
   mac: string | undefined = undefined
+  /** `0x%04x` of MAC's EtherType when it is a common one (shared text, see `applyKv`). */
+  macEtherType: string | undefined = undefined
   macSrc: string | undefined = undefined
   macDst: string | undefined = undefined
   macProto: string | undefined = undefined
@@ -281,164 +290,217 @@ const tokenId = (b: Uint8Array, from: number, len: number): number => {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Value texts. Every value lands in the wire map as a string, and a slice costs an allocation; the
+// commonest values (small decimals, `0x%02X` bytes, protocol names) are shared constants instead.
+// The constant is returned only when it is exactly the logged text, so nothing changes but the
+// allocation.
+
+/** `String(n)` for small n: lengths, TTLs, well-known ports, ICMP types and codes, URGP=0. */
+const smallDecimals: ReadonlyArray<string> = Array.from({ length: 1024 }, (_, n) => String(n))
+/** `0x%02X`: TOS, PREC (and RES, which is 0x00 in practice). */
+const hexBytes: ReadonlyArray<string> = Array.from({ length: 256 }, (_, n) => `0x${n.toString(16).toUpperCase().padStart(2, "0")}`)
+
+/** `text[from..to)`, without the builtin call for the empty value (`OUT=` and friends). */
+const textOf = (text: string, from: number, to: number): string => (from === to ? "" : text.slice(from, to))
+
+/** The text of a decimal value `v` parsed from `b[from..to)` (-1: not a decimal). */
+const decimalText = (text: string, b: Uint8Array, from: number, to: number, v: number): string =>
+  // no leading zero (or just "0"): the text is exactly String(v)
+  v >= 0 && v < 1024 && (b[from] !== 48 || to - from === 1) ? smallDecimals[v]! : textOf(text, from, to)
+
+/** 0-15 for `0-9A-F` (the kernel's %02X), else -1. */
+const upperHexDigit = (c: number): number => (c >= 48 && c <= 57 ? c - 48 : c >= 65 && c <= 70 ? c - 55 : -1)
+
+const hexByteText = (text: string, b: Uint8Array, from: number, to: number): string => {
+  if (to - from === 4 && b[from] === 48 && b[from + 1] === 120) {
+    const high = upperHexDigit(b[from + 2]!)
+    const low = upperHexDigit(b[from + 3]!)
+    if (high >= 0 && low >= 0) return hexBytes[high * 16 + low]!
+  }
+  return textOf(text, from, to)
+}
+
+/** PROTO's value: the names the kernel prints as constants (also makes `proto === "TCP"` a pointer compare). */
+const protoText = (text: string, b: Uint8Array, from: number, to: number): string => {
+  const c0 = b[from]
+  switch (to - from) {
+    case 3:
+      if (c0 === 84 && b[from + 1] === 67 && b[from + 2] === 80) return "TCP"
+      if (c0 === 85 && b[from + 1] === 68 && b[from + 2] === 80) return "UDP"
+      break
+    case 4:
+      if (c0 === 73 && b[from + 1] === 67 && b[from + 2] === 77 && b[from + 3] === 80) return "ICMP"
+      break
+    case 6:
+      if (c0 === 73 && b[from + 4] === 118 && b[from + 5] === 54 && text.startsWith("ICMPv6", from)) return "ICMPv6"
+      break
+  }
+  return textOf(text, from, to)
+}
+
+/** Ethertypes of the MAC header as `0x%04x`, for the common ones; undefined for others. */
+const etherTypeText = (b: Uint8Array, at: number): string | undefined => {
+  const c0 = b[at]
+  const c1 = b[at + 1]
+  const c3 = b[at + 3]
+  const c4 = b[at + 4]
+  if (c0 === 48 && c1 === 56 && c3 === 48) {
+    if (c4 === 48) return "0x0800" // IPv4
+    if (c4 === 54) return "0x0806" // ARP
+  } else if (c0 === 56 && c1 === 54 && c3 === 100 && c4 === 100) return "0x86dd" // IPv6
+  return undefined
+}
+
 /**
- * A `KEY=VALUE` token with a known key into packet `p` (`outer` for outer-only keys); `value` is
- * also in `b[from..to)` (codes, see `codesOf`), where numbers are read. Returns false when the key
- * is not one the kernel prints at that place.
+ * A `KEY=VALUE` token with a known key into packet `p` (`outer` for outer-only keys); the value is
+ * `text[from..to)`, also in `b[from..to)` (codes, see `codesOf`), where numbers are read. Returns
+ * the value's text, or undefined when the key is not one the kernel prints at that place.
  */
 const applyKv = (
   outer: Packet,
   p: Packet,
   id: number,
-  value: string,
+  text: string,
   b: Uint8Array,
   from: number,
   to: number
-): boolean => {
+): string | undefined => {
   switch (id) {
     case 9 /* SRC */: {
+      const value = textOf(text, from, to)
       const v6 = hasColon(b, from, to)
-      p.src = v6 ? canonicalIp(value) : value // canonicalIp leaves text without a colon as it is
+      p.src = v6 ? ipv6Of(value, text, b, from, to) : value
       if (p.version === 0) p.version = v6 ? 6 : 4
-      return true
+      return value
     }
-    case 10 /* DST */:
-      p.dst = hasColon(b, from, to) ? canonicalIp(value) : value
-      return true
-    case 11 /* LEN */:
+    case 10 /* DST */: {
+      const value = textOf(text, from, to)
+      p.dst = hasColon(b, from, to) ? ipv6Of(value, text, b, from, to) : value
+      return value
+    }
+    case 11 /* LEN */: {
       // first LEN is the IP header's; after PROTO=UDP/UDPLITE it is the UDP header's
-      if (p.proto === undefined) p.ipLength = decimalAt(b, from, to)
-      else if (isUdp(p.proto)) p.udpLength = decimalAt(b, from, to)
-      else return false
-      return true
+      const v = decimalAt(b, from, to)
+      if (p.proto === undefined) p.ipLength = v
+      else if (isUdp(p.proto)) p.udpLength = v
+      else return undefined
+      return decimalText(text, b, from, to, v)
+    }
     case 12 /* TOS */:
-      p.tos = value
-      return true
+      return (p.tos = hexByteText(text, b, from, to))
     case 13 /* PREC */:
-      p.prec = value
-      return true
+      return (p.prec = hexByteText(text, b, from, to))
     case 14 /* TTL */:
-      p.ttl = decimalAt(b, from, to)
-      return true
+      return decimalText(text, b, from, to, (p.ttl = decimalAt(b, from, to)))
     case 17 /* HOPLIMIT */:
-      p.ttl = decimalAt(b, from, to)
       p.version = 6
-      return true
-    case 15 /* ID */:
+      return decimalText(text, b, from, to, (p.ttl = decimalAt(b, from, to)))
+    case 15 /* ID */: {
       // first ID is the IPv4 header's; after PROTO=ICMP it is the echo identifier
-      if (p.proto === undefined) p.ipId = decimalAt(b, from, to)
-      else if (isIcmp(p.proto)) p.icmpId = decimalAt(b, from, to)
-      else return false
-      return true
-    case 16 /* TC */:
-      p.tc = value
+      const v = decimalAt(b, from, to)
+      if (p.proto === undefined) p.ipId = v
+      else if (isIcmp(p.proto)) p.icmpId = v
+      else return undefined
+      return decimalText(text, b, from, to, v)
+    }
+    case 16 /* TC */: {
       p.version = 6
-      return true
+      return (p.tc = decimalText(text, b, from, to, decimalAt(b, from, to)))
+    }
     case 18 /* FLOWLBL */:
-      p.flowLabel = value
       p.version = 6
-      return true
+      return (p.flowLabel = textOf(text, from, to))
     case 19 /* PROTO */:
-      p.proto = value
-      return true
+      return (p.proto = protoText(text, b, from, to))
     case 20 /* SPT */:
-      p.spt = decimalAt(b, from, to)
-      return true
+      return decimalText(text, b, from, to, (p.spt = decimalAt(b, from, to)))
     case 21 /* DPT */:
-      p.dpt = decimalAt(b, from, to)
-      return true
-    case 22 /* SEQ */:
-      if (isIcmp(p.proto)) p.icmpSeq = decimalAt(b, from, to)
-      else p.seq = decimalAt(b, from, to)
-      return true
+      return decimalText(text, b, from, to, (p.dpt = decimalAt(b, from, to)))
+    case 22 /* SEQ */: {
+      const v = decimalAt(b, from, to)
+      if (isIcmp(p.proto)) p.icmpSeq = v
+      else p.seq = v
+      return decimalText(text, b, from, to, v)
+    }
     case 23 /* ACK */:
-      p.ack = decimalAt(b, from, to)
-      return true
+      return decimalText(text, b, from, to, (p.ack = decimalAt(b, from, to)))
     case 24 /* WINDOW */:
-      p.window = decimalAt(b, from, to)
-      return true
+      return decimalText(text, b, from, to, (p.window = decimalAt(b, from, to)))
     case 25 /* RES */:
-      p.res = value
-      return true
+      return (p.res = hexByteText(text, b, from, to))
     case 26 /* URGP */:
-      p.urgp = decimalAt(b, from, to)
-      return true
+      return decimalText(text, b, from, to, (p.urgp = decimalAt(b, from, to)))
     case 27 /* TYPE */:
-      p.icmpType = decimalAt(b, from, to)
-      return true
+      return decimalText(text, b, from, to, (p.icmpType = decimalAt(b, from, to)))
     case 28 /* CODE */:
-      p.icmpCode = decimalAt(b, from, to)
-      return true
+      return decimalText(text, b, from, to, (p.icmpCode = decimalAt(b, from, to)))
     case 29 /* PARAMETER */:
-      p.parameter = decimalAt(b, from, to)
-      return true
+      return decimalText(text, b, from, to, (p.parameter = decimalAt(b, from, to)))
     case 30 /* POINTER */: // ICMPv6 parameter problem, %08x
       p.parameter = hexAt(b, from, to)
-      return true
+      return textOf(text, from, to)
     case 31 /* GATEWAY */:
-      p.gateway = value
-      return true
+      return (p.gateway = textOf(text, from, to))
     case 32 /* MTU */:
-      p.mtu = decimalAt(b, from, to)
-      return true
+      return decimalText(text, b, from, to, (p.mtu = decimalAt(b, from, to)))
     case 33 /* SPI */:
       p.spi = hex0xAt(b, from, to)
-      return true
+      return textOf(text, from, to)
   }
-  if (p !== outer) return false
+  if (p !== outer) return undefined
   switch (id) {
     case 1 /* IN */:
-      p.inIface = value
-      return true
+      return (p.inIface = textOf(text, from, to))
     case 2 /* OUT */:
-      p.outIface = value
-      return true
+      return (p.outIface = textOf(text, from, to))
     case 3 /* PHYSIN */:
-      p.physin = value
-      return true
+      return (p.physin = textOf(text, from, to))
     case 4 /* PHYSOUT */:
-      p.physout = value
-      return true
+      return (p.physout = textOf(text, from, to))
     case 5 /* MAC */:
-      p.mac = value
-      return true
-    case 6 /* MACSRC */: // link layer (`log flags ether`) before ARP, ARP payload after it
+      // 14 bytes (`dd:dd:dd:dd:dd:dd:ss:ss:ss:ss:ss:ss:tt:tt`): the EtherType's text, shared when common
+      p.macEtherType = to - from === 41 ? etherTypeText(b, from + 36) : undefined
+      return (p.mac = textOf(text, from, to))
+    case 6 /* MACSRC */: { // link layer (`log flags ether`) before ARP, ARP payload after it
+      const value = textOf(text, from, to)
       if (p.arp) p.arpMacSrc = value
       else p.macSrc = value
-      return true
-    case 7 /* MACDST */:
+      return value
+    }
+    case 7 /* MACDST */: {
+      const value = textOf(text, from, to)
       if (p.arp) p.arpMacDst = value
       else p.macDst = value
-      return true
+      return value
+    }
     case 8 /* MACPROTO */:
-      p.macProto = value
-      return true
+      return (p.macProto = textOf(text, from, to))
     case 37 /* HTYPE */:
-      p.htype = decimalAt(b, from, to)
-      return true
+      return decimalText(text, b, from, to, (p.htype = decimalAt(b, from, to)))
     case 38 /* PTYPE */:
-      p.ptype = value
-      return true
+      return (p.ptype = textOf(text, from, to))
     case 39 /* OPCODE */:
-      p.opcode = decimalAt(b, from, to)
-      return true
-    case 40 /* IPSRC */:
+      return decimalText(text, b, from, to, (p.opcode = decimalAt(b, from, to)))
+    case 40 /* IPSRC */: {
+      const value = textOf(text, from, to)
       p.src = canonicalIp(value)
-      return true
-    case 41 /* IPDST */:
+      return value
+    }
+    case 41 /* IPDST */: {
+      const value = textOf(text, from, to)
       p.dst = canonicalIp(value)
-      return true
+      return value
+    }
     case 36 /* MARK */:
       p.mark = hex0xAt(b, from, to)
-      return true
+      return textOf(text, from, to)
     case 34 /* UID */:
-      p.uid = decimalAt(b, from, to)
-      return true
+      return decimalText(text, b, from, to, (p.uid = decimalAt(b, from, to)))
     case 35 /* GID */:
-      p.gid = decimalAt(b, from, to)
-      return true
+      return decimalText(text, b, from, to, (p.gid = decimalAt(b, from, to)))
   }
-  return false
+  return undefined
 }
 
 /** A bare word with a known id: IP and TCP flags, `ARP`, IPv6 extension header names. */
@@ -514,7 +576,7 @@ class Scan {
   readonly text: string
   readonly outer = new Packet()
   current: Packet
-  readonly fields: Record<string, string> = {}
+  fields: Record<string, string> = {}
   /** Known names already on the wire map (ids 0-31 and 32-63). */
   seenLow = 0
   seenHigh = 0
@@ -729,11 +791,14 @@ const keyValue = (scan: Scan, b: Uint8Array, s: number, e: number, eq: number): 
   const outer = scan.outer
   const p = scan.current
   const id = tokenId(b, s, eq - s)
-  const value = scan.text.slice(eq + 1, e)
-  if (id !== 0 && id <= K_IPDST && applyKv(outer, p, id, value, b, eq + 1, e)) {
-    if (p === outer) setKnownField(scan, id, value)
-    return
+  if (id !== 0 && id <= K_IPDST) {
+    const known = applyKv(outer, p, id, scan.text, b, eq + 1, e)
+    if (known !== undefined) {
+      if (p === outer) setKnownField(scan, id, known)
+      return
+    }
   }
+  const value = textOf(scan.text, eq + 1, e)
   if (p === outer) {
     if (id !== 0) setKnownField(scan, id, value)
     else setOtherField(scan.fields, scan.text.slice(s, eq), value)
@@ -845,6 +910,32 @@ const encoder = new TextEncoder()
 /** Reused for every line up to `maxLineLength`; the parser is synchronous, nothing else touches it. */
 const codeBuffer = new Uint8Array(maxLineLength)
 
+/** `codeBuffer`'s memory 4 codes at a time (see `printableRun`). */
+const codeBufferWords = new Int32Array(codeBuffer.buffer)
+
+/** The codes `b` 4 at a time (the same memory; a tail of fewer than 4 is left out). */
+const wordsOf = (b: Uint8Array): Int32Array => (b === codeBuffer ? codeBufferWords : new Int32Array(b.buffer, 0, b.length >> 2))
+
+/**
+ * Where the run of printable ASCII other than space starting at `b[i]` may end: the first index
+ * from which the caller has to look at codes one by one (never past the run). Checks 4 codes at a
+ * time through `words` (bit tricks: no byte below 0x21, none at or above 0x80, none 0x7f), so long
+ * values (MAC, IPv6 addresses) cost a quarter of the loads and branches.
+ */
+const printableRun = (b: Uint8Array, words: Int32Array, i: number, n: number): number => {
+  for (; (i & 3) !== 0; i++) {
+    if (i >= n) return i
+    const c = b[i]!
+    if (c < 33 || c > 126) return i
+  }
+  for (let w = i >> 2; i + 4 <= n; w++, i += 4) {
+    const x = words[w]!
+    const y = x ^ 0x7f7f7f7f
+    if (((((x - 0x21212121) | 0) & ~x) | x | (((y - 0x01010101) | 0) & ~y)) & 0x80808080) break
+  }
+  return i
+}
+
 /** `text` as codes (in a shared buffer, valid until the next call). */
 const codesOf = (text: string): Uint8Array => {
   const n = text.length
@@ -872,6 +963,169 @@ const badCharacter = (scan: Scan, c: number, i: number): boolean => {
   return true
 }
 
+// ---------------------------------------------------------------------------------------------
+// The head of a kernel line, `IN= OUT= [MAC=] SRC= DST=` then the IPv4 (`LEN= TOS= PREC= TTL= ID=`)
+// or IPv6 (`LEN= TC= HOPLIMIT= FLOWLBL=`) header, comes in this order with single spaces on nearly
+// every line: straight-line code reads it, without a token lookup per key, and makes its wire-map
+// keys with one object literal instead of ten property additions. On anything else (another
+// order, tabs, a character outside printable ASCII) it takes nothing, and the token loop reads the
+// line from the start; either way the same packet and map come out.
+
+const codesOfKey = (key: string): Uint8Array => Uint8Array.from(key, (c) => c.charCodeAt(0))
+const keyIn = codesOfKey("IN=")
+const keyOut = codesOfKey(" OUT=")
+const keyMac = codesOfKey(" MAC=")
+const keySrc = codesOfKey(" SRC=")
+const keyDst = codesOfKey(" DST=")
+const keyLen = codesOfKey(" LEN=")
+const keyTos = codesOfKey(" TOS=")
+const keyPrec = codesOfKey(" PREC=")
+const keyTtl = codesOfKey(" TTL=")
+const keyId = codesOfKey(" ID=")
+const keyTc = codesOfKey(" TC=")
+const keyHoplimit = codesOfKey(" HOPLIMIT=")
+const keyFlowlbl = codesOfKey(" FLOWLBL=")
+
+/** Whether `b[i..n)` starts with `key`; then the value starts at `i + key.length`. */
+const keyAt = (b: Uint8Array, i: number, n: number, key: Uint8Array): boolean => {
+  const length = key.length
+  if (i + length > n) return false
+  for (let k = 0; k < length; k++) if (b[i + k] !== key[k]) return false
+  return true
+}
+
+/** End of the value at `b[i..)`: the next space or `n`; -1 at a character outside printable ASCII. */
+const valueEnd = (b: Uint8Array, i: number, n: number): number => {
+  for (; i < n; i++) {
+    const c = b[i]!
+    if (c === 32) return i
+    if (c < 33 || c > 126) return -1
+  }
+  return n
+}
+
+/** `valueEnd` for the long values (MAC, addresses): 4 codes at a time first. */
+const longValueEnd = (b: Uint8Array, words: Int32Array, i: number, n: number): number =>
+  valueEnd(b, printableRun(b, words, i, n), n)
+
+/** Wire-map ids the head stores (all below 32: `seenLow` bits). */
+const headV4Seen = (1 << 1) | (1 << 2) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12) | (1 << 13) | (1 << 14) | (1 << 15)
+const headV6Seen = (1 << 1) | (1 << 2) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 16) | (1 << 17) | (1 << 18)
+const macSeen = 1 << 5
+
+/**
+ * Reads the head of `b[from..n)` into the scan (packet, wire map, seen names) and returns where it
+ * ended (a space or `n`), or `from` when the line does not start that way (nothing is changed).
+ */
+const readHead = (scan: Scan, b: Uint8Array, words: Int32Array, from: number, n: number): number => {
+  if (!keyAt(b, from, n, keyIn)) return from
+  const inFrom = from + 3
+  const inTo = valueEnd(b, inFrom, n)
+  if (inTo < 0 || !keyAt(b, inTo, n, keyOut)) return from
+  const outFrom = inTo + 5
+  const outTo = valueEnd(b, outFrom, n)
+  if (outTo < 0) return from
+  let macFrom = -1
+  let macTo = -1
+  let i = outTo
+  if (keyAt(b, i, n, keyMac)) {
+    macFrom = i + 5
+    macTo = longValueEnd(b, words, macFrom, n)
+    if (macTo < 0) return from
+    i = macTo
+  }
+  if (!keyAt(b, i, n, keySrc)) return from
+  const srcFrom = i + 5
+  const srcTo = longValueEnd(b, words, srcFrom, n)
+  if (srcTo < 0 || !keyAt(b, srcTo, n, keyDst)) return from
+  const dstFrom = srcTo + 5
+  const dstTo = longValueEnd(b, words, dstFrom, n)
+  if (dstTo < 0 || !keyAt(b, dstTo, n, keyLen)) return from
+  const lenFrom = dstTo + 5
+  const lenTo = valueEnd(b, lenFrom, n)
+  if (lenTo < 0) return from
+  // the IPv4 header (TOS PREC TTL ID) or the IPv6 one (TC HOPLIMIT FLOWLBL): three or four values
+  const v4 = keyAt(b, lenTo, n, keyTos)
+  if (!v4 && !keyAt(b, lenTo, n, keyTc)) return from
+  const aFrom = lenTo + (v4 ? 5 : 4) // TOS / TC
+  const aTo = valueEnd(b, aFrom, n)
+  if (aTo < 0 || !keyAt(b, aTo, n, v4 ? keyPrec : keyHoplimit)) return from
+  const bFrom = aTo + (v4 ? 6 : 10) // PREC / HOPLIMIT
+  const bTo = valueEnd(b, bFrom, n)
+  if (bTo < 0 || !keyAt(b, bTo, n, v4 ? keyTtl : keyFlowlbl)) return from
+  const cFrom = bTo + (v4 ? 5 : 9) // TTL / FLOWLBL
+  const cTo = valueEnd(b, cFrom, n)
+  if (cTo < 0) return from
+  let dFrom = -1 // ID
+  let dTo = cTo
+  if (v4) {
+    if (!keyAt(b, cTo, n, keyId)) return from
+    dFrom = cTo + 4
+    dTo = valueEnd(b, dFrom, n)
+    if (dTo < 0) return from
+  }
+
+  // the same as the token loop's `applyKv` for these keys, in order
+  const text = scan.text
+  const p = scan.outer
+  const inIface = textOf(text, inFrom, inTo)
+  const outIface = textOf(text, outFrom, outTo)
+  p.inIface = inIface
+  p.outIface = outIface
+  let mac: string | undefined = undefined
+  if (macFrom >= 0) {
+    mac = textOf(text, macFrom, macTo)
+    p.mac = mac
+    p.macEtherType = macTo - macFrom === 41 ? etherTypeText(b, macFrom + 36) : undefined
+  }
+  const src = textOf(text, srcFrom, srcTo)
+  const srcV6 = hasColon(b, srcFrom, srcTo)
+  p.src = srcV6 ? ipv6Of(src, text, b, srcFrom, srcTo) : src
+  p.version = srcV6 ? 6 : 4
+  const dst = textOf(text, dstFrom, dstTo)
+  p.dst = hasColon(b, dstFrom, dstTo) ? ipv6Of(dst, text, b, dstFrom, dstTo) : dst
+  p.ipLength = decimalAt(b, lenFrom, lenTo)
+  const len = decimalText(text, b, lenFrom, lenTo, p.ipLength)
+  if (v4) {
+    const tos = hexByteText(text, b, aFrom, aTo)
+    const prec = hexByteText(text, b, bFrom, bTo)
+    p.tos = tos
+    p.prec = prec
+    p.ttl = decimalAt(b, cFrom, cTo)
+    const ttl = decimalText(text, b, cFrom, cTo, p.ttl)
+    p.ipId = decimalAt(b, dFrom, dTo)
+    const id = decimalText(text, b, dFrom, dTo, p.ipId)
+    scan.seenLow |= headV4Seen
+    if (mac === undefined) {
+      scan.fields = { IN: inIface, OUT: outIface, SRC: src, DST: dst, LEN: len, TOS: tos, PREC: prec, TTL: ttl, ID: id }
+    } else {
+      scan.seenLow |= macSeen
+      scan.fields = {
+        IN: inIface, OUT: outIface, MAC: mac, SRC: src, DST: dst, LEN: len, TOS: tos, PREC: prec, TTL: ttl, ID: id
+      }
+    }
+  } else {
+    const tc = decimalText(text, b, aFrom, aTo, decimalAt(b, aFrom, aTo))
+    p.tc = tc
+    p.ttl = decimalAt(b, bFrom, bTo)
+    const hoplimit = decimalText(text, b, bFrom, bTo, p.ttl)
+    const flowLabel = textOf(text, cFrom, cTo)
+    p.flowLabel = flowLabel
+    p.version = 6
+    scan.seenLow |= headV6Seen
+    if (mac === undefined) {
+      scan.fields = { IN: inIface, OUT: outIface, SRC: src, DST: dst, LEN: len, TC: tc, HOPLIMIT: hoplimit, FLOWLBL: flowLabel }
+    } else {
+      scan.seenLow |= macSeen
+      scan.fields = {
+        IN: inIface, OUT: outIface, MAC: mac, SRC: src, DST: dst, LEN: len, TC: tc, HOPLIMIT: hoplimit,
+        FLOWLBL: flowLabel
+      }
+    }
+  }
+  return dTo
+}
+
 /**
  * Tokens of `b[from..n)` (the codes of `scan.text`) into the scan; stops at a control character,
  * U+FFFD or a surrogate (binary data or invalid UTF-8), leaving the reason in `scan.error`. Two
@@ -879,8 +1133,9 @@ const badCharacter = (scan: Scan, c: number, i: number): boolean => {
  * separator).
  */
 const scanTokens = (scan: Scan, b: Uint8Array, from: number, n: number): number => {
-  let count = 0
-  let i = from
+  const words = wordsOf(b)
+  let i = readHead(scan, b, words, from, n)
+  let count = i === from ? 0 : 1
   while (i < n) {
     let c = b[i]!
     if (c === 32 || c === 9) {
@@ -935,6 +1190,13 @@ const endpoint = (ip: string | undefined, port: number): Endpoint => {
   return port >= 0 ? { ip, port } : { ip }
 }
 
+/** The names of the bits set in `bits`, in bit order. */
+const flagList = (bits: number, names: ReadonlyArray<string>): Array<string> => {
+  const flags: Array<string> = []
+  for (let i = 0; i < names.length; i++) if (bits & (1 << i)) flags.push(names[i]!)
+  return flags
+}
+
 const ipHeader = (p: Packet): IpHeader | undefined => {
   if (p.version !== 4 && p.version !== 6) return undefined
   let ip: Mutable<IpHeader>
@@ -951,11 +1213,7 @@ const ipHeader = (p: Packet): IpHeader | undefined => {
     if (p.prec !== undefined) ip.precedence = p.prec
     if (p.ipId >= 0) ip.id = p.ipId
   }
-  if (p.ipFlags !== 0) {
-    const flags: Array<string> = []
-    for (let i = 0; i < ipFlagNames.length; i++) if (p.ipFlags & (1 << i)) flags.push(ipFlagNames[i]!)
-    ip.flags = flags
-  }
+  if (p.ipFlags !== 0) ip.flags = p.ipFlags === IP_DF ? ["DF"] : flagList(p.ipFlags, ipFlagNames)
   if (p.fragOffset >= 0) ip.fragmentOffset = p.fragOffset
   if (p.ipOptions !== undefined) ip.options = p.ipOptions
   if (p.tc !== undefined) ip.trafficClass = p.tc
@@ -966,10 +1224,7 @@ const ipHeader = (p: Packet): IpHeader | undefined => {
 const tcpHeader = (p: Packet): TcpHeader | undefined => {
   if (p.proto !== "TCP") return undefined
   if (p.window < 0 && p.tcpFlags === 0 && p.seq < 0 && p.res === undefined && p.urgp < 0) return undefined
-  const flags: Array<string> = []
-  if (p.tcpFlags !== 0) {
-    for (let i = 0; i < tcpFlagNames.length; i++) if (p.tcpFlags & (1 << i)) flags.push(tcpFlagNames[i]!)
-  }
+  const flags = p.tcpFlags === TCP_SYN ? ["SYN"] : flagList(p.tcpFlags, tcpFlagNames)
   if (p.seq < 0 && p.ack < 0 && p.window >= 0 && p.res !== undefined && p.urgp >= 0 && p.tcpOptions === undefined) {
     // the usual header (no `log flags tcp sequence/options`) as one literal
     return { window: p.window, reserved: p.res, flags, urgentPointer: p.urgp }
@@ -1018,7 +1273,11 @@ const macHeader = (line: Packet): DropEvent["mac"] => {
   const raw = line.mac
   if (raw !== undefined && raw.length === 41) {
     // 14 bytes: destination, source, EtherType
-    return { dst: raw.slice(0, 17), src: raw.slice(18, 35), ethertype: `0x${raw.slice(36, 38)}${raw.slice(39, 41)}` }
+    return {
+      dst: raw.slice(0, 17),
+      src: raw.slice(18, 35),
+      ethertype: line.macEtherType ?? `0x${raw.slice(36, 38)}${raw.slice(39, 41)}`
+    }
   }
   if (line.macSrc !== undefined || line.macDst !== undefined) {
     const mac: Mutable<NonNullable<DropEvent["mac"]>> = {}
@@ -1032,7 +1291,33 @@ const macHeader = (line: Packet): DropEvent["mac"] => {
 }
 
 const assemble = (line: Packet, action: Action, context: LineContext, fields: Record<string, string>): DropEvent => {
-  // built key by key so the keys come in Schema order (the JSON line follows it)
+  const mac = macHeader(line)
+  const ip = ipHeader(line)
+  const tcp = tcpHeader(line)
+  const udp = isUdp(line.proto) && line.udpLength >= 0
+  if (
+    mac !== undefined && ip !== undefined && line.physin === undefined && line.physout === undefined &&
+    line.inner === undefined && !line.arp && line.icmpType < 0 && line.spi < 0 && line.mark < 0 && line.uid < 0 &&
+    line.gid < 0 && line.incomplete < 0 && line.unknown === undefined && (tcp === undefined) === udp
+  ) {
+    // the usual TCP and UDP events as one literal each (one hidden class, no transitions)
+    const src = endpoint(line.src, line.spt)
+    const dst = endpoint(line.dst, line.dpt)
+    const proto = line.proto ?? ""
+    const inIface = line.inIface ?? ""
+    const outIface = line.outIface ?? ""
+    if (tcp !== undefined) {
+      return {
+        timestamp: context.timestamp, action, host: context.host, protocol: proto, src, dst, in: inIface, out: outIface,
+        mac, ip, tcp, fields
+      }
+    }
+    return {
+      timestamp: context.timestamp, action, host: context.host, protocol: proto, src, dst, in: inIface, out: outIface,
+      mac, ip, udp: { length: line.udpLength }, fields
+    }
+  }
+  // otherwise built key by key so the keys come in Schema order (the JSON line follows it)
   const event: Record<string, unknown> = {
     timestamp: context.timestamp,
     action,
@@ -1045,13 +1330,10 @@ const assemble = (line: Packet, action: Action, context: LineContext, fields: Re
   }
   if (line.physin !== undefined) event.physin = line.physin
   if (line.physout !== undefined) event.physout = line.physout
-  const mac = macHeader(line)
   if (mac !== undefined) event.mac = mac
-  const ip = ipHeader(line)
   if (ip !== undefined) event.ip = ip
-  const tcp = tcpHeader(line)
   if (tcp !== undefined) event.tcp = tcp
-  if (isUdp(line.proto) && line.udpLength >= 0) event.udp = { length: line.udpLength }
+  if (udp) event.udp = { length: line.udpLength }
   const icmp = icmpHeader(line)
   if (icmp !== undefined) event.icmp = icmp
   if (line.inner !== undefined) event.inner = innerPacket(line.inner)
@@ -1146,7 +1428,7 @@ const replay = (outer: Packet, key: string, value: string): void => {
   if (value === "" && id > K_IPDST) known = applyWord(outer, outer, id) // a bare flag arrives as KEY → ""
   else if (value === "" && id === K_ACK) known = applyWord(outer, outer, id) // ACK the flag, not ACK=<n>
   else if (value === "" && id === 0) known = applyOtherWord(outer, key) // FRAG:N, ID:hex
-  else known = id !== 0 && id <= K_IPDST && applyKv(outer, outer, id, value, codesOf(value), 0, value.length)
+  else known = id !== 0 && id <= K_IPDST && applyKv(outer, outer, id, value, codesOf(value), 0, value.length) !== undefined
   if (!known) addUnknown(outer, value === "" ? key : `${key}=${value}`)
 }
 

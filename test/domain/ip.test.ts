@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import fc from "fast-check"
 import { isIPv6, SocketAddress } from "node:net"
-import { canonicalIp, formatIpv6, parseIpv6 } from "../../src/domain/Ip.ts"
+import { canonicalIp, canonicalKernelIpv6At, formatIpv6, parseIpv6 } from "../../src/domain/Ip.ts"
 
 /** What the WHATWG URL parser makes of an IPv6 address: the reference RFC 5952 serializer. */
 const viaUrl = (ip: string): string => new URL(`http://[${ip}]`).hostname.slice(1, -1)
@@ -110,5 +110,69 @@ describe("canonicalIp", () => {
     expect(parseIpv6("1:2:3:4:5:6:7:8:9")).toBeUndefined()
     expect(parseIpv6("12345::")).toBeUndefined()
     expect(formatIpv6([0, 0, 1, 0, 0, 0, 1, 0])).toBe("0:0:1::1:0")
+  })
+})
+
+/** A line's codes as the parser holds them (non-ASCII as 0x80). */
+const codesOf = (text: string): Uint8Array => Uint8Array.from(text, (c) => Math.min(c.charCodeAt(0), 0x80))
+
+describe("canonicalKernelIpv6At (the parser's path, from the line's codes)", () => {
+  const group = fc.oneof(
+    fc.constant(0),
+    fc.constant(0xffff),
+    fc.integer({ min: 0, max: 0xffff }),
+    fc.integer({ min: 0, max: 15 }),
+    fc.integer({ min: 0x100, max: 0xfff })
+  )
+  /** Eight groups in the kernel's form, each in either case. */
+  const kernelText = fc
+    .tuple(fc.array(group, { minLength: 8, maxLength: 8 }), fc.array(fc.boolean(), { minLength: 8, maxLength: 8 }))
+    .map(([groups, upper]) =>
+      groups.map((g, i) => {
+        const hex = g.toString(16).padStart(4, "0")
+        return upper[i] ? hex.toUpperCase() : hex
+      }).join(":")
+    )
+
+  it("is canonicalIp for the kernel form, anywhere in a line", () => {
+    fc.assert(
+      fc.property(kernelText, fc.string({ maxLength: 5 }), fc.string({ maxLength: 5 }), (ip, before, after) => {
+        const line = `${before}${ip}${after}`
+        expect(canonicalKernelIpv6At(line, codesOf(line), before.length)).toBe(canonicalIp(ip))
+        expect(canonicalIp(ip)).toBe(reference(ip))
+      }),
+      { numRuns: 3000 }
+    )
+  })
+
+  it("declines anything else of that length", () => {
+    fc.assert(
+      fc.property(kernelText, fc.nat(38), fc.constantFrom("g", "-", ".", " ", ":", "\u00e9", "0"), (ip, at, c) => {
+        const text = ip.slice(0, at) + c + ip.slice(at + 1)
+        const out = canonicalKernelIpv6At(text, codesOf(text), 0)
+        if (out === undefined) expect(canonicalIp(text) === text || !/^([0-9a-fA-F]{4}:){7}[0-9a-fA-F]{4}$/.test(text)).toBe(true)
+        else expect(out).toBe(canonicalIp(text))
+      }),
+      { numRuns: 3000 }
+    )
+  })
+
+  it("cuts the common forms from the text", () => {
+    const table: ReadonlyArray<readonly [string, string]> = [
+      ["2001:0db8:0000:0000:0000:0000:0000:0001", "2001:db8::1"],
+      ["2001:0db8:0000:0000:0000:0000:0000:abcd", "2001:db8::abcd"],
+      ["1234:5678:9abc:def0:1234:5678:9abc:def0", "1234:5678:9abc:def0:1234:5678:9abc:def0"],
+      ["1234:0000:9abc:def0:1234:5678:9abc:0000", "1234:0:9abc:def0:1234:5678:9abc:0"],
+      ["0000:0000:0000:0000:0000:0000:0000:0000", "::"],
+      ["0000:0000:0000:0000:0000:0000:0000:0001", "::1"],
+      ["fe80:0000:0000:0000:0000:0000:0000:0000", "fe80::"],
+      ["0001:0000:0000:0001:0000:0000:0000:0001", "1:0:0:1::1"],
+      ["0000:0000:0000:0000:0000:ffff:0102:0304", "::ffff:1.2.3.4"],
+      ["2001:0DB8:0000:0000:0000:0000:0000:0001", "2001:db8::1"]
+    ]
+    for (const [ip, expected] of table) {
+      const line = `SRC=${ip} `
+      expect(canonicalKernelIpv6At(line, codesOf(line), 4)).toBe(expected)
+    }
   })
 })
