@@ -369,9 +369,9 @@ const soak = async (
   }
   const written = await writeSteady(2_000, soakSeconds, soakPort, 0, sample)
   await poll("every soak line", () => count(soakPort) >= written, 120_000, 50)
-  const slope = (key: "client" | "server") => {
-    // least squares over the samples after the first minute (warm-up), MB per hour
-    const points = series.filter((s) => s.t >= Math.min(60, soakSeconds / 4))
+  /** Least squares over the samples from `from` seconds on, MB per hour. */
+  const slope = (key: "client" | "server", from: number) => {
+    const points = series.filter((s) => s.t >= from)
     const n = points.length
     if (n < 2) return NaN
     const mt = points.reduce((a, p) => a + p.t, 0) / n
@@ -380,9 +380,16 @@ const soak = async (
     const den = points.reduce((a, p) => a + (p.t - mt) ** 2, 0)
     return (num / den) * 3600
   }
+  // V8's heap takes minutes to reach its steady size: the slope after the first minute still has
+  // that growth in it; the second half of the run tells whether anything keeps growing.
+  const warm = Math.min(60, soakSeconds / 4)
+  const half = soakSeconds / 2
   console.log(`soak: ${written} written, ${count(soakPort)} printed; peak RSS client ${memoryMB(client.pid, "VmHWM").toFixed(0)} MB, server ${memoryMB(server.pid, "VmHWM").toFixed(0)} MB`)
-  console.log(`soak slope (least squares after warm-up): client ${slope("client").toFixed(1)} MB/hour, server ${slope("server").toFixed(1)} MB/hour`)
-  console.log("JSON " + JSON.stringify({ soakSeconds, written, printed: count(soakPort), series, slopeClient: slope("client"), slopeServer: slope("server") }))
+  console.log(
+    `soak slope (least squares): after the first ${warm.toFixed(0)} s client ${slope("client", warm).toFixed(1)} MB/hour, server ${slope("server", warm).toFixed(1)} MB/hour; ` +
+      `second half client ${slope("client", half).toFixed(1)} MB/hour, server ${slope("server", half).toFixed(1)} MB/hour`
+  )
+  console.log("JSON " + JSON.stringify({ soakSeconds, written, printed: count(soakPort), series, slopeClient: slope("client", warm), slopeServer: slope("server", warm), slopeClientSecondHalf: slope("client", half), slopeServerSecondHalf: slope("server", half) }))
 }
 
 main().then(
