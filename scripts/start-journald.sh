@@ -8,7 +8,8 @@ if [ -S /run/systemd/journal/socket ] && pgrep -x systemd-journal >/dev/null; th
 fi
 mkdir -p /run/systemd/journal /var/log/journal
 [ -s /etc/machine-id ] || systemd-machine-id-setup >/dev/null 2>&1 || dbus-uuidgen > /etc/machine-id
-nohup /lib/systemd/systemd-journald >/var/log/droptailer-journald.log 2>&1 &
+# its own session: not killed with the process group of whatever shell started it
+setsid -f /lib/systemd/systemd-journald >/var/log/droptailer-journald.log 2>&1 </dev/null
 for _ in $(seq 1 100); do
   if [ -S /run/systemd/journal/socket ]; then
     marker="droptailer-journald-ready-$$-$RANDOM"
