@@ -18,19 +18,18 @@
  * - When journalctl exits or crashes the stream restarts it (exponential backoff with jitter),
  *   after the last entry this source emitted — those entries are already downstream, so nothing
  *   is lost and nothing repeats within a process.
+ * - A backlog is read without `--follow` first: with it, journalctl 252 spent 20-30% more time
+ *   over the same 100k entries (15k mmap/munmap pairs instead of ~300: it keeps remapping the
+ *   journal files). So from an absolute position (the oldest entry, a cursor) each start is a
+ *   plain read to the current end, then `--follow` after the last entry it emitted (or from the
+ *   same position when it emitted none) — the same hand-over as a restart. `Tail` and `New` are
+ *   relative to the end: they follow at once, as before.
  */
 import { existsSync } from "node:fs"
 import { Context, Effect, Layer, Metric, Option, Schedule, Schema, Stream } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import { logThrottled } from "../observability/LogThrottle.ts"
-import {
-  alwaysPrinted,
-  type Cursor,
-  decodeJournalEntry,
-  ExportParser,
-  type JournalEntry,
-  sameEntry
-} from "./JournalEntry.ts"
+import { alwaysPrinted, type Cursor, ExportDecoder, type JournalEntry, sameEntry } from "./JournalEntry.ts"
 import { cursorLostResets, journalctlRestarts, journalEntriesRead } from "./metrics.ts"
 
 export type StartPosition =
@@ -117,6 +116,20 @@ const setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].find((path) => existsSync(p
 const withParentDeathSignal = (command: string, args: ReadonlyArray<string>): [string, Array<string>] =>
   setpriv === undefined ? [command, [...args]] : [setpriv, ["--pdeathsig", "SIGKILL", "--", command, ...args]]
 
+/**
+ * journalctl writes through stdio, whose buffer for a pipe is 4 KiB: every 4 KiB is a write(2), a
+ * wakeup of our reader and a trip through Node's streams and Effect's pull. When coreutils' stdbuf
+ * is there, journalctl runs under `stdbuf --output=64K` and writes 64 KiB at a time (with --follow
+ * it still flushes whenever it waits for new entries: no added latency). Measured over 100k
+ * entries: 15-20% less client CPU per entry. (stdbuf execs journalctl: same process.)
+ */
+const stdbuf = ["/usr/bin/stdbuf", "/bin/stdbuf"].find((path) => existsSync(path))
+const stdoutBufferBytes = 65536
+
+/** The command that runs journalctl with `args` (exported for the bench: the raw read runs the same). */
+export const journalctlCommand = (journalctl: string, args: ReadonlyArray<string>): [string, Array<string>] =>
+  stdbuf === undefined ? [journalctl, [...args]] : [stdbuf, [`--output=${stdoutBufferBytes}`, journalctl, ...args]]
+
 /** stdout chunks read ahead of decoding (bounded): journalctl keeps writing while we decode. */
 const readAheadChunks = 16
 
@@ -162,7 +175,7 @@ export class JournalSource extends Context.Service<JournalSource, {
               : state.start
             const args = journalctlArgs(options, start, follow)
             yield* Effect.logDebug("starting journalctl").pipe(Effect.annotateLogs({ args: args.join(" ") }))
-            const [command, commandArgs] = withParentDeathSignal(journalctl, args)
+            const [command, commandArgs] = withParentDeathSignal(...journalctlCommand(journalctl, args))
             const handle = yield* spawner.spawn(
               ChildProcess.make(command, commandArgs, { stdin: "ignore", stdout: "pipe", stderr: "pipe" })
             ).pipe(
@@ -181,9 +194,31 @@ export class JournalSource extends Context.Service<JournalSource, {
               Effect.ignore,
               Effect.forkScoped
             )
-            const parser = new ExportParser(alwaysPrinted.filter((f) => !(options.extraFields ?? []).includes(f)))
+            const decoder = new ExportDecoder(alwaysPrinted.filter((f) => !(options.extraFields ?? []).includes(f)))
             // With a cursor, the first entry tells whether the cursor still exists.
             let expectCursor: Cursor | undefined = start._tag === "AfterCursor" ? start.cursor : undefined
+            /** A decoded batch: counted, and where a restart would resume. One array, for filter + flattenArray. */
+            const emitted = (batch: Array<JournalEntry>): Effect.Effect<readonly [Array<JournalEntry>]> => {
+              if (batch.length === 0) return Effect.succeed([batch])
+              state.lastEmitted = batch[batch.length - 1]!.cursor
+              return Effect.as(Metric.update(journalEntriesRead, batch.length), [batch] as const)
+            }
+            /** Undecodable entries, and the first entry after a cursor. */
+            const rareCases = (batch: Array<JournalEntry>) =>
+              Effect.gen(function*() {
+                for (const failure of decoder.failures.splice(0)) {
+                  yield* logThrottled("Warning", "journal.undecodable-entry", "journal entry could not be decoded", {
+                    error: String(failure)
+                  })
+                }
+                if (expectCursor !== undefined && batch.length > 0) {
+                  const cursor = expectCursor
+                  expectCursor = undefined
+                  if (sameEntry(batch[0]!.cursor, cursor)) batch.shift()
+                  else yield* cursorLost(cursor, "journalctl positioned at a different entry")
+                }
+                return yield* emitted(batch)
+              })
             const entries = handle.stdout.pipe(
               // Read ahead (bounded): journalctl keeps writing while we parse, instead of the two
               // taking turns on a 64 KiB pipe.
@@ -191,31 +226,16 @@ export class JournalSource extends Context.Service<JournalSource, {
               Stream.mapError((cause) =>
                 new JournalctlError({ reason: `reading journalctl: ${cause.message}`, stderr, cursorRejected: false })
               ),
-              Stream.mapEffect((chunk) =>
-                Effect.gen(function*() {
-                  const batch: Array<JournalEntry> = []
-                  for (const raw of parser.push(chunk)) {
-                    const decoded = decodeJournalEntry(raw)
-                    if (decoded._tag === "Success") batch.push(decoded.success)
-                    else {
-                      yield* logThrottled("Warning", "journal.undecodable-entry", "journal entry could not be decoded", {
-                        error: String(decoded.failure)
-                      })
-                    }
-                  }
-                  if (expectCursor !== undefined && batch.length > 0) {
-                    const cursor = expectCursor
-                    expectCursor = undefined
-                    if (sameEntry(batch[0]!.cursor, cursor)) batch.shift()
-                    else yield* cursorLost(cursor, "journalctl positioned at a different entry")
-                  }
-                  if (batch.length > 0) {
-                    state.lastEmitted = batch[batch.length - 1]!.cursor
-                    yield* Metric.update(journalEntriesRead, batch.length)
-                  }
-                  return batch
-                })
-              ),
+              // Everything read ahead is decoded at once, as one array of entries: the stages below
+              // (and the client's batches) work per array, so their cost is shared by more entries
+              // when journalctl writes faster than we read (4 KiB per write without stdbuf).
+              Stream.mapArrayEffect((chunks) => {
+                const batch: Array<JournalEntry> = []
+                for (const chunk of chunks) decoder.push(chunk, batch)
+                return decoder.failures.length > 0 || (expectCursor !== undefined && batch.length > 0)
+                  ? rareCases(batch)
+                  : emitted(batch)
+              }),
               Stream.filter((batch): batch is [JournalEntry, ...Array<JournalEntry>] => batch.length > 0),
               Stream.flattenArray
             )
@@ -243,7 +263,12 @@ export class JournalSource extends Context.Service<JournalSource, {
 
         const follow = (start: StartPosition): Stream.Stream<JournalEntry> => {
           const state: RunState = { start, lastEmitted: undefined }
-          return Stream.suspend(() => run(state, true)).pipe(
+          return Stream.suspend(() => {
+            const absolute = state.lastEmitted !== undefined || state.start._tag === "Oldest" ||
+              state.start._tag === "AfterCursor"
+            // catch up (journalctl exits at the end, code 0), then follow from where it stopped
+            return absolute ? Stream.concat(run(state, false), Stream.suspend(() => run(state, true))) : run(state, true)
+          }).pipe(
             Stream.tapError((error) =>
               Effect.gen(function*() {
                 yield* Metric.update(journalctlRestarts, 1)

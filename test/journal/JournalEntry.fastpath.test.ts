@@ -5,7 +5,16 @@
 import * as fc from "fast-check"
 import { Schema } from "effect"
 import { describe, expect, it } from "vitest"
-import { cursorPattern, decodeJournalEntry, ExportParser, isCursor, JournalFields } from "../../src/journal/JournalEntry.ts"
+import {
+  cursorPattern,
+  cursorPosition,
+  decodeJournalEntry,
+  entryId,
+  ExportDecoder,
+  ExportParser,
+  isCursor,
+  JournalFields
+} from "../../src/journal/JournalEntry.ts"
 
 const hex = (min: number, max: number) => fc.string({ unit: fc.constantFrom(..."0123456789abcdef"), minLength: min, maxLength: max })
 const validCursor = fc.tuple(hex(32, 32), hex(1, 8), hex(32, 32), hex(1, 10), hex(1, 14), hex(1, 16)).map(
@@ -26,6 +35,33 @@ const viaSchema = Schema.decodeUnknownResult(JournalFields)
 describe("hand-checked hot paths", () => {
   it("isCursor agrees with the cursor pattern", () => {
     fc.assert(fc.property(nearCursor, (s) => isCursor(s) === cursorPattern.test(s)), { numRuns: 5_000 })
+  })
+
+  it("ExportDecoder's in-place cursor check agrees with the cursor pattern", () => {
+    fc.assert(
+      fc.property(nearCursor.filter((c) => !c.includes("\n")), fc.constantFrom("", "\nMESSAGE=m"), (c, after) => {
+        const decoder = new ExportDecoder()
+        const entries = decoder.push(Buffer.from(`__CURSOR=${c}${after}\n__REALTIME_TIMESTAMP=1\n\n`, "utf8"))
+        expect(entries.length).toBe(cursorPattern.test(c) ? 1 : 0)
+        expect(decoder.failures.length).toBe(cursorPattern.test(c) ? 0 : 1)
+      }),
+      { numRuns: 5_000 }
+    )
+  })
+
+  it("entryId is `<seqnum id>-<seqnum>` from cursorPosition, or the cursor itself", () => {
+    const odd = fc.oneof(
+      nearCursor,
+      fc.constantFrom("s=", "s=;i=1", "s=a;i=", "s=a;i=;", "s=a;i=b", "s=a;x=1;i=2", "t=1;s=a;i=b;x=1", "s=a;i=b;", ";s=a;i=b"),
+      fc.tuple(fc.string({ maxLength: 4 }), fc.string({ maxLength: 4 })).map(([a, b]) => `s=${a};i=${b}`)
+    )
+    fc.assert(
+      fc.property(odd, (s) => {
+        const position = cursorPosition(s)
+        expect(entryId(s)).toBe(position === undefined ? s : `${position.seqnumId}-${position.seqnum}`)
+      }),
+      { numRuns: 5_000 }
+    )
   })
 
   it("decodeJournalEntry accepts exactly what the JournalFields schema accepts", () => {

@@ -3,6 +3,7 @@
  * journalctl killed under the source, a lost cursor.
  */
 import { execFileSync } from "node:child_process"
+import { readFileSync } from "node:fs"
 import * as Os from "node:os"
 import { NodeServices } from "@effect/platform-node"
 import { expect, it } from "@effect/vitest"
@@ -100,6 +101,26 @@ describeWith(["root", "journald"], "JournalSource on the real journal", () => {
       expect(entries.map((e) => e.message)).toEqual(["warm-up", ...batch(0), ...batch(500)])
       expect((yield* Metric.value(journalctlRestarts)).count - restartsBefore).toBeGreaterThanOrEqual(1)
       expect(childPidsOf(process.pid, "journalctl")).toEqual([]) // interrupting killed it
+    }))
+
+  it.live("reads a backlog without --follow, then follows after its last entry: nothing lost, nothing repeated", () =>
+    Effect.gen(function*() {
+      const identifier = uniqueMarker("catchup")
+      const lines = (from: number, n: number) => Array.from({ length: n }, (_, i) => `line ${from + i}`)
+      yield* Effect.promise(() => writeViaLogger(identifier, lines(0, 2_000)))
+      const { entries, stop } = yield* following({ matches: [`SYSLOG_IDENTIFIER=${identifier}`] }, { _tag: "Oldest" })
+      yield* Effect.promise(() => waitFor("the backlog", () => entries.length === 2_000))
+      yield* Effect.promise(() => writeViaLogger(identifier, lines(2_000, 300)))
+      yield* Effect.promise(() => waitFor("the new entries", () => entries.length >= 2_300))
+      yield* Effect.sleep("300 millis")
+      // by now the catch-up run has exited: one journalctl, following
+      const pids = childPidsOf(process.pid, "journalctl")
+      expect(pids.length).toBe(1)
+      const args = readFileSync(`/proc/${pids[0]}/cmdline`, "utf8").split("\0")
+      expect(args).toContain("--follow")
+      expect(args.some((a) => a.startsWith("--cursor="))).toBe(true)
+      yield* stop
+      expect(entries.map((e) => e.message)).toEqual(lines(0, 2_300))
     }))
 
   it.live("a saved cursor that no longer exists (vacuumed, or malformed) → from the oldest entry, counted", () =>
