@@ -26,111 +26,749 @@ import {
 } from "./DropEvent.ts"
 
 // The JSON line is the Schema's encoding, which orders keys as the Schema declares them and leaves
-// out absent optional keys. Going through Schema.encode costs ~10 µs an event; this encoder builds
-// the same object with one object literal per struct, every key in Schema order, absent ones
-// `undefined` (which JSON.stringify leaves out): one hidden class per struct, no loops, no keyed
-// access, so V8's JSON.stringify takes its fast path. Tests check it against Schema.encode, with
-// every key of every struct set.
+// out absent optional keys. Going through Schema.encode costs ~10 µs an event, and JSON.stringify
+// of a plain-object copy ~5 µs; `JsonLineWriter` writes the same bytes straight into a Buffer:
+// precomputed key fragments in Schema order, absent (`undefined`) keys left out, strings copied
+// byte by byte while checking that they need no escaping (else JSON.stringify of that string),
+// integers as digits. No intermediate object or string per event.
+//
+// Consecutive events of a batch are alike (same MAC, same IP header but the id, same fields but
+// the ports, ...), and a byte loop in JS costs ~1-2 ns a byte: so a struct equal to the one of
+// the previous line (compared key by key) and runs of `fields` entries equal to the previous
+// line's (the wire decoder hands out the same strings) are copied from the previous line's bytes
+// with one native copyWithin. Tests check the lines against JSON.stringify(Schema.encode(event))
+// with every key of every struct set and odd strings, alone and in sequences of similar events.
 
-const workloadJson = (w: typeof WorkloadRef.Type) => ({ kind: w.kind, name: w.name })
+/** Node's Buffer has these (undocumented, stable since Node 0.x); toString()/write() are slower. */
+interface Utf8Buffer extends Buffer {
+  utf8Write(text: string, offset: number): number
+  utf8Slice(start: number, end: number): string
+  latin1Slice(start: number, end: number): string
+}
 
-const endpointJson = (e: typeof Endpoint.Type) => ({
-  ip: e.ip,
-  port: e.port,
-  kind: e.kind,
-  namespace: e.namespace,
-  name: e.name,
-  workload: e.workload === undefined ? undefined : workloadJson(e.workload),
-  node: e.node
-})
+const allocate = (size: number): Utf8Buffer => Buffer.allocUnsafe(size) as Utf8Buffer
 
-const macJson = (m: typeof MacHeader.Type) => ({ dst: m.dst, src: m.src, ethertype: m.ethertype, raw: m.raw })
+/** An ASCII fragment's bytes. */
+const bytes = (text: string): Uint8Array => Uint8Array.from(text, (c) => c.charCodeAt(0))
 
-const ipJson = (ip: typeof IpHeader.Type) => ({
-  version: ip.version,
-  length: ip.length,
-  ttl: ip.ttl,
-  tos: ip.tos,
-  precedence: ip.precedence,
-  id: ip.id,
-  flags: ip.flags,
-  fragmentOffset: ip.fragmentOffset,
-  options: ip.options,
-  trafficClass: ip.trafficClass,
-  flowLabel: ip.flowLabel
-})
+/** `,"name":` for each key (the comma is skipped for the first key of an object). */
+const keyBytes = (name: string): Uint8Array => bytes(`,"${name}":`)
 
-const tcpJson = (tcp: typeof TcpHeader.Type) => ({
-  seq: tcp.seq,
-  ack: tcp.ack,
-  window: tcp.window,
-  reserved: tcp.reserved,
-  flags: tcp.flags,
-  urgentPointer: tcp.urgentPointer,
-  options: tcp.options
-})
+const kAck = keyBytes("ack")
+const kAction = keyBytes("action")
+const kArp = keyBytes("arp")
+const kCode = keyBytes("code")
+const kDst = keyBytes("dst")
+const kEthertype = keyBytes("ethertype")
+const kFields = keyBytes("fields")
+const kFlags = keyBytes("flags")
+const kFlowLabel = keyBytes("flowLabel")
+const kFragmentOffset = keyBytes("fragmentOffset")
+const kGateway = keyBytes("gateway")
+const kGid = keyBytes("gid")
+const kHost = keyBytes("host")
+const kHtype = keyBytes("htype")
+const kIcmp = keyBytes("icmp")
+const kId = keyBytes("id")
+const kIn = keyBytes("in")
+const kIncomplete = keyBytes("incomplete")
+const kInner = keyBytes("inner")
+const kIp = keyBytes("ip")
+const kKind = keyBytes("kind")
+const kLength = keyBytes("length")
+const kMac = keyBytes("mac")
+const kMacDst = keyBytes("macDst")
+const kMacSrc = keyBytes("macSrc")
+const kMark = keyBytes("mark")
+const kMtu = keyBytes("mtu")
+const kName = keyBytes("name")
+const kNamespace = keyBytes("namespace")
+const kNode = keyBytes("node")
+const kOpcode = keyBytes("opcode")
+const kOptions = keyBytes("options")
+const kOut = keyBytes("out")
+const kParameter = keyBytes("parameter")
+const kPhysin = keyBytes("physin")
+const kPhysout = keyBytes("physout")
+const kPort = keyBytes("port")
+const kPrecedence = keyBytes("precedence")
+const kProtocol = keyBytes("protocol")
+const kPtype = keyBytes("ptype")
+const kRaw = keyBytes("raw")
+const kReserved = keyBytes("reserved")
+const kSeq = keyBytes("seq")
+const kSpi = keyBytes("spi")
+const kSrc = keyBytes("src")
+const kTcp = keyBytes("tcp")
+const kTimestamp = keyBytes("timestamp")
+const kTos = keyBytes("tos")
+const kTrafficClass = keyBytes("trafficClass")
+const kTtl = keyBytes("ttl")
+const kType = keyBytes("type")
+const kUdp = keyBytes("udp")
+const kUid = keyBytes("uid")
+const kUnknown = keyBytes("unknown")
+const kUrgentPointer = keyBytes("urgentPointer")
+const kVersion = keyBytes("version")
+const kWindow = keyBytes("window")
+const kWorkload = keyBytes("workload")
 
-const udpJson = (udp: typeof UdpHeader.Type) => ({ length: udp.length })
+/** `fields` entries remembered (by position) from the previous line. */
+const fieldSlots = 64
 
-const icmpJson = (icmp: typeof IcmpHeader.Type) => ({
-  type: icmp.type,
-  code: icmp.code,
-  id: icmp.id,
-  seq: icmp.seq,
-  parameter: icmp.parameter,
-  gateway: icmp.gateway,
-  mtu: icmp.mtu
-})
+/** The structs remembered from the previous line (not those inside `inner`, nor the rare or small ones). */
+const SRC = 0
+const DST = 1
+const MAC = 2
+const IP = 3
+const TCP = 4
+const ICMP = 5
+const NO_REUSE = -1
+const roles = 6
+/** Values of one struct in `#snapshots` (IpHeader has the most keys: 11, the workload counts 3). */
+const snapshotSlots = 12
 
-const innerJson = (inner: typeof InnerPacket.Type) => ({
-  protocol: inner.protocol,
-  src: inner.src === undefined ? undefined : endpointJson(inner.src),
-  dst: inner.dst === undefined ? undefined : endpointJson(inner.dst),
-  ip: inner.ip === undefined ? undefined : ipJson(inner.ip),
-  tcp: inner.tcp === undefined ? undefined : tcpJson(inner.tcp),
-  udp: inner.udp === undefined ? undefined : udpJson(inner.udp),
-  icmp: inner.icmp === undefined ? undefined : icmpJson(inner.icmp),
-  incomplete: inner.incomplete
-})
+/**
+ * Appends JSON lines (and other text) to a growing Buffer. `pos` is the end of what was written;
+ * `reset` starts over in the same memory.
+ */
+export class JsonLineWriter {
+  buf: Utf8Buffer
+  pos = 0
+  /** Whether everything written since `reset` was ASCII (then `text()` may slice as latin1). */
+  ascii = true
+  /**
+   * Bumped by `reset`: what was remembered of an earlier generation is gone (a grown buffer keeps
+   * the bytes at the same offsets, see `room`).
+   */
+  #generation = 0
+  /** Per role: a snapshot of the struct last written, where its bytes are, and in which generation. */
+  readonly #snapshots: Array<unknown> = new Array(roles * snapshotSlots).fill(undefined)
+  readonly #structFrom = new Int32Array(roles)
+  readonly #structTo = new Int32Array(roles)
+  readonly #structGeneration = new Int32Array(roles).fill(-1)
+  /** Per position: the `fields` entry last written and where its bytes (`"KEY":"VALUE"`) are. */
+  readonly #fieldKeys: Array<string | undefined> = new Array(fieldSlots).fill(undefined)
+  readonly #fieldValues: Array<string | undefined> = new Array(fieldSlots).fill(undefined)
+  readonly #fieldFrom = new Int32Array(fieldSlots)
+  readonly #fieldTo = new Int32Array(fieldSlots)
+  readonly #fieldGeneration = new Int32Array(fieldSlots).fill(-1)
+  /** The run of reused entries being written: their bytes in an earlier line (from..to), and where they go. */
+  #runFrom = -1
+  #runTo = 0
+  #runAt = 0
 
-const arpJson = (arp: typeof ArpPacket.Type) => ({
-  htype: arp.htype,
-  ptype: arp.ptype,
-  opcode: arp.opcode,
-  macSrc: arp.macSrc,
-  macDst: arp.macDst
-})
+  constructor(initialSize = 64 * 1024) {
+    this.buf = allocate(Math.max(256, initialSize))
+  }
 
-/** The Schema's JSON form of an event as a plain object (undefined = key left out). */
-const eventJson = (e: DropEvent) => ({
-  timestamp: e.timestamp === undefined ? undefined : formatTimestamp(e.timestamp),
-  action: e.action,
-  host: e.host,
-  protocol: e.protocol,
-  src: e.src === undefined ? undefined : endpointJson(e.src),
-  dst: e.dst === undefined ? undefined : endpointJson(e.dst),
-  in: e.in,
-  out: e.out,
-  physin: e.physin,
-  physout: e.physout,
-  mac: e.mac === undefined ? undefined : macJson(e.mac),
-  ip: e.ip === undefined ? undefined : ipJson(e.ip),
-  tcp: e.tcp === undefined ? undefined : tcpJson(e.tcp),
-  udp: e.udp === undefined ? undefined : udpJson(e.udp),
-  icmp: e.icmp === undefined ? undefined : icmpJson(e.icmp),
-  inner: e.inner === undefined ? undefined : innerJson(e.inner),
-  arp: e.arp === undefined ? undefined : arpJson(e.arp),
-  spi: e.spi,
-  mark: e.mark,
-  uid: e.uid,
-  gid: e.gid,
-  incomplete: e.incomplete,
-  unknown: e.unknown,
-  fields: e.fields
-})
+  reset(): void {
+    this.pos = 0
+    this.ascii = true
+    this.#generation++
+  }
+
+  /** Copies bytes written earlier (`from`..`to`, before `pos`) to the end. */
+  #again(from: number, to: number): void {
+    const n = to - from
+    const buf = this.pos + n <= this.buf.length ? this.buf : this.room(n)
+    buf.copyWithin(this.pos, from, to)
+    this.pos += n
+  }
+
+  /** Whether a struct of `role` was written in this generation (so its bytes are still there). */
+  #reusable(role: number): boolean {
+    return role >= 0 && this.#structGeneration[role] === this.#generation
+  }
+
+  /** Writes the bytes of the struct of `role` again. */
+  #reuse(role: number): void {
+    const from = this.pos
+    this.#again(this.#structFrom[role]!, this.#structTo[role]!)
+    this.#structFrom[role] = from
+    this.#structTo[role] = this.pos
+  }
+
+  #remember(role: number, from: number): void {
+    this.#structFrom[role] = from
+    this.#structTo[role] = this.pos
+    this.#structGeneration[role] = this.#generation
+  }
+
+  /** Makes room for `n` more bytes (copies what was written into a bigger buffer). */
+  room(n: number): Utf8Buffer {
+    const need = this.pos + n
+    if (need <= this.buf.length) return this.buf
+    let size = this.buf.length * 2
+    while (size < need) size *= 2
+    const bigger = allocate(size)
+    this.buf.copy(bigger, 0, 0, this.pos)
+    this.buf = bigger
+    return bigger
+  }
+
+  /** One byte (ASCII). */
+  byte(c: number): void {
+    const buf = this.pos < this.buf.length ? this.buf : this.room(1)
+    buf[this.pos++] = c
+  }
+
+  /** Any text, as UTF-8, unescaped (e.g. a whole line formatted elsewhere). */
+  utf8(s: string): void {
+    const buf = this.room(s.length * 3) // at most 3 bytes per UTF-16 unit
+    const start = this.pos
+    this.pos = start + buf.utf8Write(s, start)
+    if (this.ascii && this.pos - start !== s.length) this.ascii = false
+  }
+
+  /** `key` (see `key()`; no comma right after the `{` at `start`), then a JSON string. */
+  keyString(start: number, key: Uint8Array, s: string): void {
+    this.#key(start, key, s.length + 2)
+    this.string(s)
+  }
+
+  /** `key`, then the caller writes the value (an object, the timestamp). */
+  keyObject(start: number, key: Uint8Array): void {
+    this.#key(start, key, 2)
+  }
+
+  keyNumber(start: number, key: Uint8Array, n: number): void {
+    this.#key(start, key, 12)
+    this.number(n)
+  }
+
+  keyStrings(start: number, key: Uint8Array, items: ReadonlyArray<string>): void {
+    this.#key(start, key, 2)
+    this.byte(0x5b)
+    for (let i = 0; i < items.length; i++) {
+      if (i > 0) this.byte(0x2c)
+      this.string(items[i]!)
+    }
+    this.byte(0x5d)
+  }
+
+  /** Writes `key` and makes room for `more` bytes after it. */
+  #key(start: number, key: Uint8Array, more: number): void {
+    const k = key.length
+    let p = this.pos
+    const buf = p + k + more <= this.buf.length ? this.buf : this.room(k + more)
+    for (let i = p === start + 1 ? 1 : 0; i < k; i++) buf[p++] = key[i]!
+    this.pos = p
+  }
+
+  /** A JSON string, exactly as JSON.stringify writes it. */
+  string(s: string): void {
+    const n = s.length
+    const p = this.pos
+    const buf = p + n + 2 <= this.buf.length ? this.buf : this.room(n + 2)
+    buf[p] = 34
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i)
+      // control characters, `"` and `\` are escaped; non-ASCII goes through utf8Write
+      if (c < 0x20 || c === 0x22 || c === 0x5c || c > 0x7f) return this.#slowString(s)
+      buf[p + 1 + i] = c
+    }
+    buf[p + n + 1] = 34
+    this.pos = p + n + 2
+  }
+
+  #slowString(s: string): void {
+    this.utf8(JSON.stringify(s))
+  }
+
+  /** A JSON number, exactly as JSON.stringify writes it (non-finite: null). */
+  number(n: number): void {
+    if (n >= 0 && n <= 0x7fffffff && (n | 0) === n) {
+      let digits = 1
+      for (let m = n; m >= 10; m = (m / 10) | 0) digits++
+      const buf = this.pos + digits <= this.buf.length ? this.buf : this.room(digits)
+      let p = this.pos + digits
+      this.pos = p
+      let m = n
+      do {
+        const q = (m / 10) | 0
+        buf[--p] = 48 + m - q * 10
+        m = q
+      } while (m !== 0)
+    } else {
+      this.utf8(Number.isFinite(n) ? String(n) : "null")
+    }
+  }
+
+  /** The Schema's JSON timestamp: the cached `2026-11-27T14:02:10.` of the second, then six digits. */
+  timestamp(micros: number): void {
+    const second = Math.floor(micros / 1_000_000)
+    const fraction = micros - second * 1_000_000
+    if (!(fraction >= 0 && fraction < 1_000_000 && Number.isInteger(fraction))) {
+      this.string(formatTimestamp(micros))
+      return
+    }
+    if (second !== timestampSecond) {
+      const text = formatTimestamp(micros) // (throws as before for a date out of range)
+      timestampPrefix = bytes(`"${text.slice(0, text.length - 7)}`)
+      timestampSecond = second
+    }
+    const prefix = timestampPrefix
+    const k = prefix.length
+    let p = this.pos
+    const buf = p + k + 8 <= this.buf.length ? this.buf : this.room(k + 8)
+    for (let i = 0; i < k; i++) buf[p++] = prefix[i]!
+    let m = fraction
+    for (let i = 5; i >= 0; i--) {
+      const q = (m / 10) | 0
+      buf[p + i] = 48 + m - q * 10
+      m = q
+    }
+    buf[p + 6] = 0x5a // Z
+    buf[p + 7] = 0x22
+    this.pos = p + 8
+  }
+
+  /**
+   * `fields`: own enumerable keys in their order, as JSON.stringify (which would skip non-string
+   * values: then it is JSON.stringify's). Runs of entries that are the same as the previous
+   * line's at the same positions are copied from there.
+   */
+  fields(fields: Readonly<Record<string, string>>): void {
+    const start = this.pos
+    this.byte(0x7b)
+    this.#runFrom = -1
+    let i = 0
+    if (Object.getPrototypeOf(fields) === Object.prototype && !hasInheritedKeys()) {
+      // for-in walks the keys in the order of Object.keys (and of JSON.stringify) from the hidden
+      // class's enum cache, without an array; here it sees own keys only
+      for (const key in fields) {
+        const value = fields[key]
+        if (typeof value !== "string") return this.#fieldsAsJson(start, fields, i)
+        this.#entry(i++, key, value)
+      }
+    } else {
+      const keys = Object.keys(fields)
+      for (; i < keys.length; i++) {
+        const value = fields[keys[i]!]
+        if (typeof value !== "string") return this.#fieldsAsJson(start, fields, i)
+        this.#entry(i, keys[i]!, value)
+      }
+    }
+    if (this.#runFrom >= 0) this.#again(this.#runFrom, this.#runTo)
+    this.byte(0x7d)
+  }
+
+  /** Not what the type says (a value that is not a string): JSON.stringify's own rules. */
+  #fieldsAsJson(start: number, fields: Readonly<Record<string, string>>, entries: number): void {
+    // (the entries before were remembered at bytes now overwritten)
+    for (let j = 0; j < entries && j < fieldSlots; j++) this.#fieldGeneration[j] = -1
+    this.pos = start
+    this.utf8(JSON.stringify(fields))
+  }
+
+  /** Entry `i` of `fields` (after `{` or the previous entry). */
+  #entry(i: number, key: string, value: string): void {
+    if (i < fieldSlots && this.#fieldGeneration[i] === this.#generation && key === this.#fieldKeys[i] && value === this.#fieldValues[i]) {
+      const from = this.#fieldFrom[i]!
+      const to = this.#fieldTo[i]!
+      if (this.#runFrom < 0 || from !== this.#runTo + 1) {
+        // (entries i-1 and i of the previous line are one comma apart: else a new run)
+        if (this.#runFrom >= 0) this.#again(this.#runFrom, this.#runTo)
+        if (i > 0) this.byte(0x2c)
+        this.#runFrom = from
+        this.#runAt = this.pos
+      }
+      this.#runTo = to
+      this.#fieldFrom[i] = this.#runAt + (from - this.#runFrom)
+      this.#fieldTo[i] = this.#runAt + (to - this.#runFrom)
+      return
+    }
+    if (this.#runFrom >= 0) {
+      this.#again(this.#runFrom, this.#runTo)
+      this.#runFrom = -1
+    }
+    if (i > 0) this.byte(0x2c)
+    const from = this.pos
+    this.string(key)
+    this.byte(0x3a)
+    this.string(value)
+    if (i < fieldSlots) {
+      this.#fieldKeys[i] = key
+      this.#fieldValues[i] = value
+      this.#fieldFrom[i] = from
+      this.#fieldTo[i] = this.pos
+      this.#fieldGeneration[i] = this.#generation
+    }
+  }
+
+  /** The text written since `reset`. */
+  text(): string {
+    return this.ascii ? this.buf.latin1Slice(0, this.pos) : this.buf.utf8Slice(0, this.pos)
+  }
+
+  /**
+   * The bytes written since `reset`, handed over without a copy: the writer goes on in a new
+   * buffer of `nextSize` bytes (and `reset`s).
+   */
+  take(nextSize: number): Buffer {
+    const chunk = this.buf.subarray(0, this.pos)
+    this.buf = allocate(Math.max(256, nextSize))
+    this.reset()
+    return chunk
+  }
+
+  /** A copy of the bytes written since `reset`. */
+  copy(): Buffer {
+    const chunk = Buffer.allocUnsafe(this.pos)
+    this.buf.copy(chunk, 0, 0, this.pos)
+    return chunk
+  }
+
+  /** One event's JSON line (without the newline). */
+  event(o: DropEvent): void {
+    const start = this.pos
+    this.byte(0x7b)
+    if (o.timestamp !== undefined) {
+      this.keyObject(start, kTimestamp)
+      this.timestamp(o.timestamp)
+    }
+    if (o.action !== undefined) this.keyString(start, kAction, o.action)
+    if (o.host !== undefined) this.keyString(start, kHost, o.host)
+    if (o.protocol !== undefined) this.keyString(start, kProtocol, o.protocol)
+    if (o.src !== undefined) {
+      this.keyObject(start, kSrc)
+      this.endpoint(o.src, SRC)
+    }
+    if (o.dst !== undefined) {
+      this.keyObject(start, kDst)
+      this.endpoint(o.dst, DST)
+    }
+    if (o.in !== undefined) this.keyString(start, kIn, o.in)
+    if (o.out !== undefined) this.keyString(start, kOut, o.out)
+    if (o.physin !== undefined) this.keyString(start, kPhysin, o.physin)
+    if (o.physout !== undefined) this.keyString(start, kPhysout, o.physout)
+    if (o.mac !== undefined) {
+      this.keyObject(start, kMac)
+      this.mac(o.mac, MAC)
+    }
+    if (o.ip !== undefined) {
+      this.keyObject(start, kIp)
+      this.ip(o.ip, IP)
+    }
+    if (o.tcp !== undefined) {
+      this.keyObject(start, kTcp)
+      this.tcp(o.tcp, TCP)
+    }
+    if (o.udp !== undefined) {
+      this.keyObject(start, kUdp)
+      this.udp(o.udp)
+    }
+    if (o.icmp !== undefined) {
+      this.keyObject(start, kIcmp)
+      this.icmp(o.icmp, ICMP)
+    }
+    if (o.inner !== undefined) {
+      this.keyObject(start, kInner)
+      this.inner(o.inner)
+    }
+    if (o.arp !== undefined) {
+      this.keyObject(start, kArp)
+      this.arp(o.arp)
+    }
+    if (o.spi !== undefined) this.keyNumber(start, kSpi, o.spi)
+    if (o.mark !== undefined) this.keyNumber(start, kMark, o.mark)
+    if (o.uid !== undefined) this.keyNumber(start, kUid, o.uid)
+    if (o.gid !== undefined) this.keyNumber(start, kGid, o.gid)
+    if (o.incomplete !== undefined) this.keyNumber(start, kIncomplete, o.incomplete)
+    if (o.unknown !== undefined) this.keyStrings(start, kUnknown, o.unknown)
+    if (o.fields !== undefined) {
+      this.keyObject(start, kFields)
+      this.fields(o.fields)
+    }
+    this.byte(0x7d)
+  }
+
+  endpoint(o: typeof Endpoint.Type, role: number): void {
+    if (this.#reusable(role) && sameEndpoint(o, this.#snapshots, role * snapshotSlots)) return this.#reuse(role)
+    const start = this.pos
+    this.byte(0x7b)
+    if (o.ip !== undefined) this.keyString(start, kIp, o.ip)
+    if (o.port !== undefined) this.keyNumber(start, kPort, o.port)
+    if (o.kind !== undefined) this.keyString(start, kKind, o.kind)
+    if (o.namespace !== undefined) this.keyString(start, kNamespace, o.namespace)
+    if (o.name !== undefined) this.keyString(start, kName, o.name)
+    if (o.workload !== undefined) {
+      this.keyObject(start, kWorkload)
+      this.workload(o.workload)
+    }
+    if (o.node !== undefined) this.keyString(start, kNode, o.node)
+    this.byte(0x7d)
+    if (role >= 0) {
+      snapshotEndpoint(o, this.#snapshots, role * snapshotSlots)
+      this.#remember(role, start)
+    }
+  }
+
+  workload(o: typeof WorkloadRef.Type): void {
+    const start = this.pos
+    this.byte(0x7b)
+    if (o.kind !== undefined) this.keyString(start, kKind, o.kind)
+    if (o.name !== undefined) this.keyString(start, kName, o.name)
+    this.byte(0x7d)
+  }
+
+  mac(o: typeof MacHeader.Type, role: number): void {
+    if (this.#reusable(role) && sameMac(o, this.#snapshots, role * snapshotSlots)) return this.#reuse(role)
+    const start = this.pos
+    this.byte(0x7b)
+    if (o.dst !== undefined) this.keyString(start, kDst, o.dst)
+    if (o.src !== undefined) this.keyString(start, kSrc, o.src)
+    if (o.ethertype !== undefined) this.keyString(start, kEthertype, o.ethertype)
+    if (o.raw !== undefined) this.keyString(start, kRaw, o.raw)
+    this.byte(0x7d)
+    if (role >= 0) {
+      snapshotMac(o, this.#snapshots, role * snapshotSlots)
+      this.#remember(role, start)
+    }
+  }
+
+  ip(o: typeof IpHeader.Type, role: number): void {
+    if (this.#reusable(role) && sameIp(o, this.#snapshots, role * snapshotSlots)) return this.#reuse(role)
+    const start = this.pos
+    this.byte(0x7b)
+    if (o.version !== undefined) this.keyNumber(start, kVersion, o.version)
+    if (o.length !== undefined) this.keyNumber(start, kLength, o.length)
+    if (o.ttl !== undefined) this.keyNumber(start, kTtl, o.ttl)
+    if (o.tos !== undefined) this.keyString(start, kTos, o.tos)
+    if (o.precedence !== undefined) this.keyString(start, kPrecedence, o.precedence)
+    if (o.id !== undefined) this.keyNumber(start, kId, o.id)
+    if (o.flags !== undefined) this.keyStrings(start, kFlags, o.flags)
+    if (o.fragmentOffset !== undefined) this.keyNumber(start, kFragmentOffset, o.fragmentOffset)
+    if (o.options !== undefined) this.keyString(start, kOptions, o.options)
+    if (o.trafficClass !== undefined) this.keyString(start, kTrafficClass, o.trafficClass)
+    if (o.flowLabel !== undefined) this.keyString(start, kFlowLabel, o.flowLabel)
+    this.byte(0x7d)
+    if (role >= 0) {
+      snapshotIp(o, this.#snapshots, role * snapshotSlots)
+      this.#remember(role, start)
+    }
+  }
+
+  tcp(o: typeof TcpHeader.Type, role: number): void {
+    if (this.#reusable(role) && sameTcp(o, this.#snapshots, role * snapshotSlots)) return this.#reuse(role)
+    const start = this.pos
+    this.byte(0x7b)
+    if (o.seq !== undefined) this.keyNumber(start, kSeq, o.seq)
+    if (o.ack !== undefined) this.keyNumber(start, kAck, o.ack)
+    if (o.window !== undefined) this.keyNumber(start, kWindow, o.window)
+    if (o.reserved !== undefined) this.keyString(start, kReserved, o.reserved)
+    if (o.flags !== undefined) this.keyStrings(start, kFlags, o.flags)
+    if (o.urgentPointer !== undefined) this.keyNumber(start, kUrgentPointer, o.urgentPointer)
+    if (o.options !== undefined) this.keyString(start, kOptions, o.options)
+    this.byte(0x7d)
+    if (role >= 0) {
+      snapshotTcp(o, this.#snapshots, role * snapshotSlots)
+      this.#remember(role, start)
+    }
+  }
+
+  udp(o: typeof UdpHeader.Type): void {
+    const start = this.pos
+    this.byte(0x7b)
+    if (o.length !== undefined) this.keyNumber(start, kLength, o.length)
+    this.byte(0x7d)
+  }
+
+  icmp(o: typeof IcmpHeader.Type, role: number): void {
+    if (this.#reusable(role) && sameIcmp(o, this.#snapshots, role * snapshotSlots)) return this.#reuse(role)
+    const start = this.pos
+    this.byte(0x7b)
+    if (o.type !== undefined) this.keyNumber(start, kType, o.type)
+    if (o.code !== undefined) this.keyNumber(start, kCode, o.code)
+    if (o.id !== undefined) this.keyNumber(start, kId, o.id)
+    if (o.seq !== undefined) this.keyNumber(start, kSeq, o.seq)
+    if (o.parameter !== undefined) this.keyNumber(start, kParameter, o.parameter)
+    if (o.gateway !== undefined) this.keyString(start, kGateway, o.gateway)
+    if (o.mtu !== undefined) this.keyNumber(start, kMtu, o.mtu)
+    this.byte(0x7d)
+    if (role >= 0) {
+      snapshotIcmp(o, this.#snapshots, role * snapshotSlots)
+      this.#remember(role, start)
+    }
+  }
+
+  inner(o: typeof InnerPacket.Type): void {
+    const start = this.pos
+    this.byte(0x7b)
+    if (o.protocol !== undefined) this.keyString(start, kProtocol, o.protocol)
+    if (o.src !== undefined) {
+      this.keyObject(start, kSrc)
+      this.endpoint(o.src, NO_REUSE)
+    }
+    if (o.dst !== undefined) {
+      this.keyObject(start, kDst)
+      this.endpoint(o.dst, NO_REUSE)
+    }
+    if (o.ip !== undefined) {
+      this.keyObject(start, kIp)
+      this.ip(o.ip, NO_REUSE)
+    }
+    if (o.tcp !== undefined) {
+      this.keyObject(start, kTcp)
+      this.tcp(o.tcp, NO_REUSE)
+    }
+    if (o.udp !== undefined) {
+      this.keyObject(start, kUdp)
+      this.udp(o.udp)
+    }
+    if (o.icmp !== undefined) {
+      this.keyObject(start, kIcmp)
+      this.icmp(o.icmp, NO_REUSE)
+    }
+    if (o.incomplete !== undefined) this.keyNumber(start, kIncomplete, o.incomplete)
+    this.byte(0x7d)
+  }
+
+  arp(o: typeof ArpPacket.Type): void {
+    const start = this.pos
+    this.byte(0x7b)
+    if (o.htype !== undefined) this.keyNumber(start, kHtype, o.htype)
+    if (o.ptype !== undefined) this.keyString(start, kPtype, o.ptype)
+    if (o.opcode !== undefined) this.keyNumber(start, kOpcode, o.opcode)
+    if (o.macSrc !== undefined) this.keyString(start, kMacSrc, o.macSrc)
+    if (o.macDst !== undefined) this.keyString(start, kMacDst, o.macDst)
+    this.byte(0x7d)
+  }
+}
+
+// Whether a struct writes the same JSON as the one of the previous line: key by key against a
+// snapshot of that one's values (never against the object: it may have been changed in place
+// since). Numbers compare by value (NaN is never the same; 0 and -0 write the same).
+
+const sameStrings = (a: ReadonlyArray<string> | undefined, b: unknown): boolean => {
+  if (a === undefined || b === undefined) return a === b
+  const c = b as ReadonlyArray<string>
+  if (a.length !== c.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== c[i]) return false
+  return true
+}
+
+const sameEndpoint = (o: typeof Endpoint.Type, s: ReadonlyArray<unknown>, at: number): boolean =>
+  o.ip === s[at + 0] &&
+  o.port === s[at + 1] &&
+  o.kind === s[at + 2] &&
+  o.namespace === s[at + 3] &&
+  o.name === s[at + 4] &&
+  (o.workload === undefined ? s[at + 5] === false : s[at + 5] === true && o.workload.kind === s[at + 6] && o.workload.name === s[at + 7]) &&
+  o.node === s[at + 8]
+
+const snapshotEndpoint = (o: typeof Endpoint.Type, s: Array<unknown>, at: number): void => {
+  s[at + 0] = o.ip
+  s[at + 1] = o.port
+  s[at + 2] = o.kind
+  s[at + 3] = o.namespace
+  s[at + 4] = o.name
+  s[at + 5] = o.workload !== undefined
+  s[at + 6] = o.workload?.kind
+  s[at + 7] = o.workload?.name
+  s[at + 8] = o.node
+}
+
+const sameMac = (o: typeof MacHeader.Type, s: ReadonlyArray<unknown>, at: number): boolean =>
+  o.dst === s[at + 0] &&
+  o.src === s[at + 1] &&
+  o.ethertype === s[at + 2] &&
+  o.raw === s[at + 3]
+
+const snapshotMac = (o: typeof MacHeader.Type, s: Array<unknown>, at: number): void => {
+  s[at + 0] = o.dst
+  s[at + 1] = o.src
+  s[at + 2] = o.ethertype
+  s[at + 3] = o.raw
+}
+
+const sameIp = (o: typeof IpHeader.Type, s: ReadonlyArray<unknown>, at: number): boolean =>
+  o.version === s[at + 0] &&
+  o.length === s[at + 1] &&
+  o.ttl === s[at + 2] &&
+  o.tos === s[at + 3] &&
+  o.precedence === s[at + 4] &&
+  o.id === s[at + 5] &&
+  sameStrings(o.flags, s[at + 6]) &&
+  o.fragmentOffset === s[at + 7] &&
+  o.options === s[at + 8] &&
+  o.trafficClass === s[at + 9] &&
+  o.flowLabel === s[at + 10]
+
+const snapshotIp = (o: typeof IpHeader.Type, s: Array<unknown>, at: number): void => {
+  s[at + 0] = o.version
+  s[at + 1] = o.length
+  s[at + 2] = o.ttl
+  s[at + 3] = o.tos
+  s[at + 4] = o.precedence
+  s[at + 5] = o.id
+  s[at + 6] = o.flags === undefined ? undefined : [...o.flags]
+  s[at + 7] = o.fragmentOffset
+  s[at + 8] = o.options
+  s[at + 9] = o.trafficClass
+  s[at + 10] = o.flowLabel
+}
+
+const sameTcp = (o: typeof TcpHeader.Type, s: ReadonlyArray<unknown>, at: number): boolean =>
+  o.seq === s[at + 0] &&
+  o.ack === s[at + 1] &&
+  o.window === s[at + 2] &&
+  o.reserved === s[at + 3] &&
+  sameStrings(o.flags, s[at + 4]) &&
+  o.urgentPointer === s[at + 5] &&
+  o.options === s[at + 6]
+
+const snapshotTcp = (o: typeof TcpHeader.Type, s: Array<unknown>, at: number): void => {
+  s[at + 0] = o.seq
+  s[at + 1] = o.ack
+  s[at + 2] = o.window
+  s[at + 3] = o.reserved
+  s[at + 4] = o.flags === undefined ? undefined : [...o.flags]
+  s[at + 5] = o.urgentPointer
+  s[at + 6] = o.options
+}
+
+const sameIcmp = (o: typeof IcmpHeader.Type, s: ReadonlyArray<unknown>, at: number): boolean =>
+  o.type === s[at + 0] &&
+  o.code === s[at + 1] &&
+  o.id === s[at + 2] &&
+  o.seq === s[at + 3] &&
+  o.parameter === s[at + 4] &&
+  o.gateway === s[at + 5] &&
+  o.mtu === s[at + 6]
+
+const snapshotIcmp = (o: typeof IcmpHeader.Type, s: Array<unknown>, at: number): void => {
+  s[at + 0] = o.type
+  s[at + 1] = o.code
+  s[at + 2] = o.id
+  s[at + 3] = o.seq
+  s[at + 4] = o.parameter
+  s[at + 5] = o.gateway
+  s[at + 6] = o.mtu
+}
+
+const plainEmpty = {}
+/** Whether plain objects inherit enumerable keys (someone added one to Object.prototype): for-in would see them. */
+const hasInheritedKeys = (): boolean => {
+  for (const _ in plainEmpty) return true
+  return false
+}
+
+let timestampSecond = Number.NaN
+let timestampPrefix: Uint8Array = new Uint8Array(0)
+
+const lineWriter = new JsonLineWriter()
 
 /** One JSON object per line, the DESIGN.md "Output" shape (also what `droptailer parse` prints). */
-export const formatJsonLine = (event: DropEvent): string => JSON.stringify(eventJson(event))
+export const formatJsonLine = (event: DropEvent): string => {
+  lineWriter.reset()
+  lineWriter.event(event)
+  const text = lineWriter.text()
+  // don't keep a huge line's buffer
+  if (lineWriter.buf.length > 1024 * 1024) lineWriter.buf = allocate(64 * 1024)
+  return text
+}
 
 const pad2 = (n: number): string => (n < 10 ? `0${n}` : String(n))
 

@@ -6,10 +6,12 @@
  * it is empty (see the Shipper and DESIGN notes for what that means).
  *
  * Per host: a ring of the last ids (oldest overwritten first) and an open-addressing hash table
- * (linear probing, Int32Array of ring slots) over it. No Map, no per-id allocation: measured
- * ~2.4 µs per id with a `Map<number, string>` at 100k ids (boxed double keys, rehashing), a
- * small fraction of that with this table. Ids are compared in full, so a hash collision costs a
- * probe, never a wrong answer.
+ * (linear probing) over it whose cells hold the ring slot and the id's hash side by side. No Map,
+ * no per-id allocation: measured ~2.4 µs per id with a `Map<number, string>` at 100k ids (boxed
+ * double keys, rehashing). A probe reads one table cell (slot and hash in the same cache line)
+ * and looks at the id itself only when the hash matches; evicting the oldest id finds its cell by
+ * its slot number, without touching the string. Ids are compared in full, so a hash collision
+ * costs a probe, never a wrong answer.
  */
 
 /** FNV-1a over the UTF-16 code units, 32 bits. */
@@ -27,7 +29,10 @@ class HostWindow {
   #ids: Array<string | undefined> = []
   #hashes: Int32Array
   #next = 0
-  /** Ring slot + 1 per table cell; 0 = empty. Capacity a power of two, at most half full. */
+  /**
+   * Two Int32 per cell: ring slot + 1 (0 = empty), then the id's hash. Cell count a power of two,
+   * at most half of them used.
+   */
   #table: Int32Array
   #mask: number
   #count = 0
@@ -35,7 +40,7 @@ class HostWindow {
   constructor(size: number) {
     this.#size = size
     const capacity = Math.min(initialCapacity, tableCapacity(size))
-    this.#table = new Int32Array(capacity)
+    this.#table = new Int32Array(capacity * 2)
     this.#mask = capacity - 1
     this.#hashes = new Int32Array(Math.min(initialCapacity, size))
   }
@@ -45,10 +50,20 @@ class HostWindow {
     const table = this.#table
     const mask = this.#mask
     for (let cell = hash & mask;; cell = (cell + 1) & mask) {
-      const entry = table[cell]!
+      const entry = table[cell * 2]!
       if (entry === 0) return -1
-      const slot = entry - 1
-      if (this.#hashes[slot] === hash && this.#ids[slot] === id) return cell
+      if (table[cell * 2 + 1] === hash && this.#ids[entry - 1] === id) return cell
+    }
+  }
+
+  /** The table cell of ring slot `slot` (whose id hashes to `hash`), or -1. */
+  #findSlot(slot: number, hash: number): number {
+    const table = this.#table
+    const mask = this.#mask
+    for (let cell = hash & mask;; cell = (cell + 1) & mask) {
+      const entry = table[cell * 2]!
+      if (entry === 0) return -1
+      if (entry === slot + 1) return cell
     }
   }
 
@@ -56,8 +71,9 @@ class HostWindow {
     const table = this.#table
     const mask = this.#mask
     let cell = hash & mask
-    while (table[cell] !== 0) cell = (cell + 1) & mask
-    table[cell] = slot + 1
+    while (table[cell * 2] !== 0) cell = (cell + 1) & mask
+    table[cell * 2] = slot + 1
+    table[cell * 2 + 1] = hash
     this.#count++
   }
 
@@ -65,30 +81,33 @@ class HostWindow {
   #deleteCell(cell: number): void {
     const table = this.#table
     const mask = this.#mask
-    const hashes = this.#hashes
-    table[cell] = 0
+    table[cell * 2] = 0
     this.#count--
     let hole = cell
     for (let next = (cell + 1) & mask;; next = (next + 1) & mask) {
-      const entry = table[next]!
+      const entry = table[next * 2]!
       if (entry === 0) return
-      const home = hashes[entry - 1]! & mask
+      const hash = table[next * 2 + 1]!
+      const home = hash & mask
       // move it into the hole unless its home lies cyclically in (hole, next]
       if (hole <= next ? home <= hole || home > next : home <= hole && home > next) {
-        table[hole] = entry
-        table[next] = 0
+        table[hole * 2] = entry
+        table[hole * 2 + 1] = hash
+        table[next * 2] = 0
         hole = next
       }
     }
   }
 
   #grow(): void {
-    const capacity = this.#table.length * 2
-    this.#table = new Int32Array(capacity)
+    const old = this.#table
+    const capacity = old.length // twice the cells: old.length / 2 * 2
+    this.#table = new Int32Array(capacity * 2)
     this.#mask = capacity - 1
     this.#count = 0
-    for (let slot = 0; slot < this.#ids.length; slot++) {
-      if (this.#ids[slot] !== undefined) this.#insert(slot, this.#hashes[slot]!)
+    for (let cell = 0; cell < old.length; cell += 2) {
+      const entry = old[cell]!
+      if (entry !== 0) this.#insert(entry - 1, old[cell + 1]!)
     }
   }
 
@@ -99,7 +118,7 @@ class HostWindow {
   remove(id: string): void {
     const cell = this.#find(id, hashId(id))
     if (cell === -1) return
-    this.#ids[this.#table[cell]! - 1] = undefined
+    this.#ids[this.#table[cell * 2]! - 1] = undefined
     this.#deleteCell(cell)
   }
 
@@ -110,9 +129,8 @@ class HostWindow {
     const slot = this.#next
     const ids = this.#ids
     if (slot < ids.length) {
-      const old = ids[slot]
-      if (old !== undefined) {
-        const cell = this.#find(old, this.#hashes[slot]!)
+      if (ids[slot] !== undefined) {
+        const cell = this.#findSlot(slot, this.#hashes[slot]!)
         if (cell !== -1) this.#deleteCell(cell)
       }
       ids[slot] = id
@@ -125,7 +143,7 @@ class HostWindow {
       }
     }
     this.#hashes[slot] = hash
-    if ((this.#count + 1) * 2 > this.#table.length) this.#grow()
+    if ((this.#count + 1) * 2 > this.#table.length / 2) this.#grow()
     this.#insert(slot, hash)
     this.#next = slot + 1 === this.#size ? 0 : slot + 1
     return true

@@ -17,6 +17,7 @@ import { DedupWindow } from "./DedupWindow.ts"
 import { BatchAck, DroptailerService, Void } from "./generated/droptailer.ts"
 import { HealthCheckResponse, HealthService } from "./generated/health.ts"
 import { countReceived, countRejected, type RejectReason, serverDuplicatesDropped } from "./metrics.ts"
+import { receiveWindowBytes, widenConnectionWindows, widenStreamWindow } from "./ReceiveWindow.ts"
 import { ingestServerConfig, type IngestServerConfig } from "./ServerConfig.ts"
 import { loadTlsMaterial, type TlsConfigError } from "./Tls.ts"
 import { makeWireDecoder, type Rejection, timestampMicros, type WireDrop } from "./WireDrop.ts"
@@ -335,6 +336,7 @@ export class IngestServer extends Context.Service<IngestServer, IngestServerShap
           "grpc.keepalive_permit_without_calls": 1,
           "grpc.http2.min_ping_interval_without_data_ms": 10_000
         })
+        widenStreamWindow(server, receiveWindowBytes)
         server.addService(rawRequests(DroptailerService), droptailer)
         server.addService(HealthService, health)
         const credentials = grpc.ServerCredentials.createSsl(tls.ca, [{ cert_chain: tls.cert, private_key: tls.key }], true)
@@ -343,6 +345,7 @@ export class IngestServer extends Context.Service<IngestServer, IngestServerShap
             server.forceShutdown()
             resume(Effect.fail(new ServerStartError({ message: `cannot listen on ${config.listenHost}:${config.port}: ${error.message}` })))
           } else {
+            widenConnectionWindows(server, receiveWindowBytes)
             resume(Effect.succeed({ server, port }))
           }
         })

@@ -59,6 +59,9 @@ class Refused extends Error {
   }
 }
 
+/** Up to this many bytes, a string is checked for ASCII by a loop (cheaper than the native call). */
+const shortString = 32
+
 const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
 
 /** Node's Buffer has these (undocumented, stable since Node 0.x) slicers; toString() is slower. */
@@ -85,9 +88,42 @@ type StringKind = typeof KEY | typeof VALUE | typeof EVENT_ID | typeof HOST | ty
 const cachedPositions = 64
 const maxCachedBytes = 48
 /** The bytes of slot i at `cachedBytes[i * maxCachedBytes]`, `cachedLength[i]` of them (-1: empty). */
-const cachedBytes = new Uint8Array(cachedPositions * 2 * maxCachedBytes)
-const cachedLength = new Int32Array(cachedPositions * 2).fill(-1)
-const cachedText: Array<string> = new Array(cachedPositions * 2).fill("")
+/** One more slot, after the map's: the Drop's host (the same for all events of a client). */
+const hostSlot = cachedPositions * 2
+const cachedBytes = new Uint8Array((hostSlot + 1) * maxCachedBytes)
+const cachedLength = new Int32Array(hostSlot + 1).fill(-1)
+const cachedText: Array<string> = new Array(hostSlot + 1).fill("")
+
+/**
+ * Whole map entries (length, key and value with their tags) by position, as last seen there: most
+ * entries of a Drop are byte for byte those of the Drop before (IN=vrf09, PROTO=TCP, ...), and
+ * one comparison of the entry's bytes then stands for parsing it. The strings are what parsing
+ * those bytes gave (so valid); the limits are checked on every use.
+ */
+const maxCachedEntryBytes = 112
+const cachedEntryBytes = new Uint8Array(cachedPositions * maxCachedEntryBytes)
+const cachedEntryLength = new Int32Array(cachedPositions).fill(-1)
+const cachedEntryKey: Array<string> = new Array(cachedPositions).fill("")
+const cachedEntryValue: Array<string> = new Array(cachedPositions).fill("")
+
+/** Whether `buf[start..end)` is the entry remembered at position `i`. */
+const sameEntry = (buf: Buffer, i: number, start: number, end: number): boolean => {
+  const n = end - start
+  if (cachedEntryLength[i] !== n) return false
+  const at = i * maxCachedEntryBytes
+  for (let j = 0; j < n; j++) if (buf[start + j] !== cachedEntryBytes[at + j]) return false
+  return true
+}
+
+const rememberEntry = (buf: Buffer, i: number, start: number, end: number, key: string, value: string): void => {
+  const n = end - start
+  if (n > maxCachedEntryBytes) return
+  const at = i * maxCachedEntryBytes
+  for (let j = 0; j < n; j++) cachedEntryBytes[at + j] = buf[start + j]!
+  cachedEntryLength[i] = n
+  cachedEntryKey[i] = key
+  cachedEntryValue[i] = value
+}
 
 /**
  * A reader over one request's bytes that enforces the limits while it decodes, so a hostile
@@ -180,13 +216,17 @@ class Reader {
     if (length > max * 3) throw this.tooLong(kind, max)
     this.pos = end
     const buf = this.buf
-    let i = start
-    while (i < end && buf[i]! < 0x80) i++
-    if (i === end) {
-      // ASCII: valid UTF-8, one character per byte
-      if (length > max) throw this.tooLong(kind, max)
-      return buf.latin1Slice(start, end)
+    if (length <= shortString) {
+      let i = start
+      while (i < end && buf[i]! < 0x80) i++
+      if (i === end) {
+        // ASCII: valid UTF-8, one character per byte
+        if (length > max) throw this.tooLong(kind, max)
+        return buf.latin1Slice(start, end)
+      }
     }
+    // (a long string, e.g. the message: the native decoder checks faster than a loop here; for
+    // ASCII the result is one-byte, where the U+FFFD search below costs nothing)
     const text = buf.utf8Slice(start, end)
     if (text.length > max) throw this.tooLong(kind, max)
     // utf8Slice substitutes U+FFFD for bad bytes; only then pay for the strict check.
@@ -199,9 +239,12 @@ class Reader {
     }
     return text
   }
-  /** A map key or value (`slot`: see `cachedBytes`), from the cache when the bytes are the same as last time. */
+  /**
+   * A map key or value or the host (`slot`: see `cachedBytes`; -1: none), from the cache when the
+   * bytes are the same as last time.
+   */
   cached(slot: number, max: number, kind: StringKind): string {
-    if (slot >= cachedPositions * 2) return this.string(max, kind)
+    if (slot < 0) return this.string(max, kind)
     const buf = this.buf
     const start = this.pos
     const length = this.varint32()
@@ -264,11 +307,64 @@ const setField = (fields: Record<string, string>, key: string, value: string): v
   else fields[key] = value
 }
 
+/** The map entries of the Drop being decoded (reused from Drop to Drop: the object is built at the end). */
+const entryKeys: Array<string> = []
+const entryValues: Array<string> = []
+
+/**
+ * Building an object of ~20 properties one store at a time costs ~0.5 µs (a hidden-class
+ * transition and a growing property array per key); copying one of the same shape costs a
+ * tenth of that. So the last map seen with each number of entries is kept as a template (a
+ * private copy, never handed out): a Drop with the same keys in the same order gets a copy of it
+ * with the values that differ stored over. Only maps without duplicate keys and `__proto__` (so
+ * that one store per key gives the same object as the stores in order), and only short strings
+ * (templates pin at most 65 × 64 entries of 64 characters).
+ */
+interface FieldsTemplate {
+  readonly keys: ReadonlyArray<string>
+  readonly values: ReadonlyArray<string>
+  readonly fields: Readonly<Record<string, string>>
+}
+const maxTemplateEntries = 64
+const maxTemplateString = 64
+const templates: Array<FieldsTemplate | undefined> = new Array(maxTemplateEntries + 1).fill(undefined)
+
+/** The map of the `count` entries in `entryKeys`/`entryValues`, as `setField` in their order would build it. */
+const fieldsOf = (count: number): Record<string, string> => {
+  const template = count <= maxTemplateEntries ? templates[count] : undefined
+  if (template !== undefined) {
+    const keys = template.keys
+    let i = 0
+    while (i < count && entryKeys[i] === keys[i]) i++
+    if (i === count) {
+      const fields = { ...template.fields }
+      const values = template.values
+      for (let j = 0; j < count; j++) {
+        const value = entryValues[j]!
+        if (value !== values[j]) fields[entryKeys[j]!] = value
+      }
+      return fields
+    }
+  }
+  const fields: Record<string, string> = {}
+  let templatable = count <= maxTemplateEntries
+  for (let j = 0; j < count; j++) {
+    const key = entryKeys[j]!
+    const value = entryValues[j]!
+    setField(fields, key, value)
+    if (key === "__proto__" || key.length > maxTemplateString || value.length > maxTemplateString) templatable = false
+  }
+  // (fewer own keys than entries: a key repeated)
+  if (templatable && Object.keys(fields).length === count) {
+    templates[count] = { keys: entryKeys.slice(0, count), values: entryValues.slice(0, count), fields: { ...fields } }
+  }
+  return fields
+}
+
 const where = (r: Reader): string => (r.drop < 0 ? "drop" : `drops[${r.drop}]`)
 
 const decodeDrop = (r: Reader, end: number, limits: WireLimits): WireDrop => {
   let timestamp: { seconds: number; nanos: number } | undefined
-  const fields: Record<string, string> = {}
   let count = 0
   let eventId = ""
   let host = ""
@@ -282,24 +378,36 @@ const decodeDrop = (r: Reader, end: number, limits: WireLimits): WireDrop => {
         break
       }
       case 18: {
+        const entryStart = r.pos
         const entryEnd = r.end(r.varint32())
-        const slot = count * 2
         let key = ""
         let value = ""
-        while (r.pos < entryEnd) {
-          const entryTag = r.varint32()
-          if (entryTag === 10) {
-            key = r.cached(slot, limits.maxFieldLength, KEY)
-            r.key = key
-          } else if (entryTag === 18) {
-            value = r.cached(slot + 1, limits.maxFieldLength, VALUE)
-          } else r.skip(entryTag & 7)
+        if (
+          count < cachedPositions && sameEntry(r.buf, count, entryStart, entryEnd) &&
+          cachedEntryKey[count]!.length <= limits.maxFieldLength && cachedEntryValue[count]!.length <= limits.maxFieldLength
+        ) {
+          key = cachedEntryKey[count]!
+          value = cachedEntryValue[count]!
+          r.pos = entryEnd
+        } else {
+          const slot = count < cachedPositions ? count * 2 : -1
+          while (r.pos < entryEnd) {
+            const entryTag = r.varint32()
+            if (entryTag === 10) {
+              key = r.cached(slot, limits.maxFieldLength, KEY)
+              r.key = key
+            } else if (entryTag === 18) {
+              value = r.cached(slot < 0 ? -1 : slot + 1, limits.maxFieldLength, VALUE)
+            } else r.skip(entryTag & 7)
+          }
+          if (r.pos !== entryEnd) throw new Malformed("map entry overruns its length")
+          if (count < cachedPositions) rememberEntry(r.buf, count, entryStart, entryEnd, key, value)
         }
-        if (r.pos !== entryEnd) throw new Malformed("map entry overruns its length")
         if (++count > limits.maxFields) {
           throw new Refused("too_many_fields", `${where(r)}: more than ${limits.maxFields} fields`)
         }
-        setField(fields, key, value)
+        entryKeys[count - 1] = key
+        entryValues[count - 1] = value
         r.key = ""
         break
       }
@@ -307,7 +415,7 @@ const decodeDrop = (r: Reader, end: number, limits: WireLimits): WireDrop => {
         eventId = r.string(limits.maxIdLength, EVENT_ID)
         break
       case 34:
-        host = r.string(limits.maxIdLength, HOST)
+        host = r.cached(hostSlot, limits.maxIdLength, HOST)
         break
       case 42:
         message = r.string(limits.maxMessageLength, MESSAGE)
@@ -327,7 +435,7 @@ const decodeDrop = (r: Reader, end: number, limits: WireLimits): WireDrop => {
     throw new Refused("malformed", `${where(r)}: timestamp out of range`)
   }
   if (count === 0) throw new Refused("missing_fields", `${where(r)}: fields is empty`)
-  return { timestamp, fields, eventId, host, message }
+  return { timestamp, fields: fieldsOf(count), eventId, host, message }
 }
 
 /** google.protobuf.Timestamp's range: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z. */
