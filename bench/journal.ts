@@ -3,7 +3,8 @@
  *
  * Writes N (default 100,000) drop entries to the real journal through logger, under a unique
  * SYSLOG_IDENTIFIER, then measures in the same run, over the same entries, in the same output mode:
- * - raw: `journalctl` with the exact arguments JournalSource uses (no follow), stdout to /dev/null;
+ * - raw: `journalctl` with the exact arguments JournalSource uses (no follow), stdout to /dev/null,
+ *   and the same into a pipe that this process reads and drops;
  * - client: JournalSource.follow → parseLine → batches → a no-op acknowledging EventSink →
  *   CheckpointStore (the real ClientPipeline), until the checkpoint reaches the last entry;
  * and prints the ratio, plus RSS (current and peak), heapUsed, heapTotal and arrayBuffers when the
@@ -77,6 +78,20 @@ const run = (command: string, args: ReadonlyArray<string>, input?: string): Prom
     child.on("error", reject)
     child.on("exit", (code) => (code === 0 ? resolve((performance.now() - started) / 1000) : reject(new Error(`${command} exited ${code}`))))
     if (input !== undefined) child.stdin!.end(input)
+  })
+
+/**
+ * The same journalctl with its stdout piped into this process, which only drops the chunks: what
+ * journalctl can deliver to a reader that does nothing (writing into a pipe costs journalctl more
+ * than writing to /dev/null: copies and wake-ups). The client's own reading is measured against both.
+ */
+const runPiped = (command: string, args: ReadonlyArray<string>): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const started = performance.now()
+    const child = spawn(command, args, { stdio: ["ignore", "pipe", "inherit"] })
+    child.stdout!.on("data", () => undefined)
+    child.on("error", reject)
+    child.on("exit", (code) => (code === 0 ? resolve((performance.now() - started) / 1000) : reject(new Error(`${command} exited ${code}`))))
   })
 
 const countEntries = (): Promise<number> =>
@@ -182,6 +197,7 @@ const main = async () => {
   const heapBefore = process.memoryUsage().heapUsed / 1024
   const readBefore = await Effect.runPromise(Metric.value(journalEntriesRead))
   const raws: Array<number> = []
+  const piped: Array<number> = []
   const clients: Array<number> = []
   const sources: Array<number> = []
   let rssAfterFirst = 0
@@ -189,6 +205,7 @@ const main = async () => {
   for (let round = 0; round < rounds; round++) {
     console.log(`round ${round + 1}/${rounds}, load average ${Os.loadavg().map((l) => l.toFixed(2)).join(" ")}`)
     raws.push(await run(rawCommand, rawCommandArgs))
+    piped.push(await runPiped(rawCommand, rawCommandArgs))
     rawCpu.push(await cpuOf(rawCommand, rawCommandArgs))
     clients.push(await clientRun())
     sources.push(await sourceRun())
@@ -205,6 +222,8 @@ const main = async () => {
   console.log(`raw journalctl read:      ${rate(total, rawSeconds)} entries/s (best of ${list(raws)} s)`)
   console.log(`client source+parse+sink: ${rate(total, seconds)} events/s (best of ${list(clients)} s; ${read} entries read in all)`)
   console.log(`ratio:                    ${(rawSeconds / seconds).toFixed(2)} (target >= 0.9)`)
+  const pipedSeconds = Math.min(...piped)
+  console.log(`raw into a pipe, dropped: ${rate(total, pipedSeconds)} entries/s (best of ${list(piped)} s); client / that: ${(pipedSeconds / seconds).toFixed(2)}`)
   const us = (cpu: number) => `${((cpu * 1e6) / total).toFixed(1)}`
   console.log(`CPU µs per entry:         raw journalctl ${rawCpu.map(us).join(", ")}; client runs: node ${clientCpu.map((c) => us(c.node)).join(", ")}, its journalctl ${clientCpu.map((c) => us(c.journalctl)).join(", ")}`)
   const sourceSeconds = Math.min(...sources)
