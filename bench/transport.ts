@@ -3,7 +3,8 @@
  *
  * Runs the real server (`node src/main/bin.ts server`, a child process with mTLS on 127.0.0.1) and
  * measures, in the same run:
- * - batched: our Shipper (PushBatch, DROPTAILER_BATCH_MAX_EVENTS events per call, default 2000;
+ * - batched: our Shipper (PushBatch, events marked as the client pipeline marks them: only ACTION
+ *   of the map travels, the server rebuilds it from the message; BENCH_FULL_MAP=true sends it whole; DROPTAILER_BATCH_MAX_EVENTS events per call, default 2000;
  *   BENCH_IN_FLIGHT deliveries in flight, default 4);
  * - upstream-style: one unary Push per event, each awaited before the next (the Go client's way).
  * End to end = from the first send until every call was acknowledged and the last line was read
@@ -56,7 +57,9 @@ const event = (seq: number): OutgoingEvent => {
     event: {
       timestamp: Date.now() * 1000 + seq, action: "drop", host: "fw-bench", protocol: "TCP",
       src: { ip: "1.2.3.4", port: spt }, dst: { ip: "4.3.2.1", port: 445 }, in: "vrf09", out: "", fields
-    }
+    },
+    // as the client pipeline marks it: the map is the parse of the message (PushBatch sends ACTION only)
+    fieldsFromMessage: process.env.BENCH_FULL_MAP !== "true"
   }
 }
 

@@ -47,6 +47,17 @@ interface Batch {
   last: Position | undefined
 }
 
+/** Whether the message's prefix (one of `prefixes`) is followed right away by its first `IN=`. */
+const prefixEndsAtIn = (message: string, prefixes: ReadonlyArray<string>): boolean => {
+  const at = message.indexOf("IN=")
+  if (at <= 0) return false
+  for (let i = 0; i < prefixes.length; i++) {
+    const prefix = prefixes[i]!
+    if (prefix.length === at && message.startsWith(prefix)) return true
+  }
+  return false
+}
+
 /** classify + parse a chunk of entries and cut it into batches of at most `size` entries. */
 export const toBatches = (
   entries: ReadonlyArray<JournalEntry>,
@@ -61,7 +72,12 @@ export const toBatches = (
     const result = parseLine(entry.message, prefixes, { timestamp: entry.realtime, host: entry.hostname })
     switch (result._tag) {
       case "Event":
-        batch.events.push({ id: entryId(entry.cursor), message: entry.message, event: result.event })
+        batch.events.push({
+          id: entryId(entry.cursor),
+          message: entry.message,
+          event: result.event,
+          fieldsFromMessage: prefixEndsAtIn(entry.message, result.event.action === "drop" ? prefixes.drop : prefixes.accept)
+        })
         if (result.event.action === "drop") batch.drops++
         break
       case "Malformed":

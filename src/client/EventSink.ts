@@ -16,6 +16,13 @@ export interface OutgoingEvent {
   /** The journal MESSAGE the event was parsed from, so a receiver can re-parse it fully. */
   readonly message: string
   readonly event: DropEvent
+  /**
+   * True when `event.fields` is exactly what parsing `message` gives with the text before its
+   * first `IN=` as the prefix (the server's way): the Shipper then sends only ACTION in the
+   * PushBatch map and the server rebuilds the rest from the message (half the bytes to encode,
+   * send and decode). Unary Push to an upstream server always carries the whole map.
+   */
+  readonly fieldsFromMessage?: boolean
 }
 
 export class EventSink extends Context.Service<EventSink, {

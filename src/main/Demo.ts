@@ -76,7 +76,7 @@ const shipStdin = (prefixes: Prefixes, sink: EventSink["Service"]) => {
   return NodeStream.fromReadable({ evaluate: () => process.stdin, closeOnDone: false }).pipe(
     Stream.decodeText(),
     Stream.splitLines,
-    Stream.mapEffect((line) => {
+    Stream.mapEffect((line): Effect.Effect<ReadonlyArray<OutgoingEvent>> => {
       const message = line.endsWith("\r") ? line.slice(0, -1) : line
       if (message.trim() === "") return Effect.succeed<ReadonlyArray<OutgoingEvent>>([])
       const result = parseLine(message, prefixes, { timestamp: Date.now() * 1000, host })

@@ -102,10 +102,21 @@ const minimalEvent = (fields: Record<string, string>, timestamp: number, host: s
   }
 }
 
+/** A map that is only `ACTION`: the client left the rest to be rebuilt from the message. */
+const onlyAction = (fields: Record<string, string>): boolean => {
+  let keys = 0
+  for (const key in fields) {
+    if (key !== "ACTION" || ++keys > 1) return false
+  }
+  return keys === 1
+}
+
 /**
  * The event for one checked Drop. With the raw line (`message`), the server re-parses it for the
  * full packet detail, classifying it by the ACTION the client sent (the client's prefix is
  * whatever precedes `IN=`); otherwise (upstream clients) it builds the event from the fields.
+ * `fields` is the map as sent; when a PushBatch client sent only ACTION (it does so when the
+ * message, parsed this way, gives exactly its map), it is the parser's map of the message.
  */
 export const eventOfDrop = (drop: WireDrop, peerName: () => string): DropEvent => {
   const fields = drop.fields
@@ -116,7 +127,7 @@ export const eventOfDrop = (drop: WireDrop, peerName: () => string): DropEvent =
     const parsed = parseLine(drop.message, prefixesOf(actionOf(fields), drop.message), context)
     if (parsed._tag === "Event") {
       // the parser's fresh object: give it the wire map (DESIGN: `fields` as sent) without a copy
-      ;(parsed.event as { fields: DropEvent["fields"] }).fields = fields
+      if (!onlyAction(fields)) (parsed.event as { fields: DropEvent["fields"] }).fields = fields
       return parsed.event
     }
   }

@@ -47,10 +47,11 @@ export class RpcError extends Schema.TaggedError<RpcError>()("RpcError", {
   }
 }
 
-/** One encoded Drop, ready to be framed into a batch or sent alone. */
+/** One encoded Drop, ready to be framed into a batch (or sent alone with PushBatch). */
 interface Encoded {
   readonly id: string
   readonly bytes: Uint8Array
+  readonly event: OutgoingEvent
 }
 
 const pushPath = "/proto.Droptailer/Push"
@@ -81,23 +82,36 @@ const frameBatch = (drops: ReadonlyArray<Encoded>): Buffer => {
 }
 
 /** The `Drop` an outgoing event becomes (timestamp with microseconds, id, host, raw line). */
-const dropOf = (event: OutgoingEvent) => {
+const dropOf = (event: OutgoingEvent, fields: Readonly<Record<string, string>>) => {
   const { seconds, nanos } = wireTimestamp(event.event.timestamp)
   return {
     seconds,
     nanos,
-    fields: event.event.fields,
+    fields,
     eventId: event.id,
     host: event.event.host,
     message: event.message
   }
 }
 
-/** One event as the protobuf bytes of a `Drop`. */
-export const encodeOutgoing = (event: OutgoingEvent): Uint8Array => encodeDrop(dropOf(event))
+const dropAction = { ACTION: "drop" } as const
+const acceptAction = { ACTION: "accept" } as const
 
-/** Like `encodeOutgoing`, the bytes as a view into `arena` (see DropArena). */
-const encodeOutgoingIn = (event: OutgoingEvent, arena: DropArena): Uint8Array => encodeDropIn(dropOf(event), arena)
+/**
+ * The map a PushBatch carries: only ACTION when the server can rebuild the rest from the message
+ * (`fieldsFromMessage`, see EventSink), else the whole map.
+ */
+const batchFields = (event: OutgoingEvent): Readonly<Record<string, string>> =>
+  event.fieldsFromMessage === true
+    ? (event.event.fields.ACTION === "accept" ? acceptAction : dropAction)
+    : event.event.fields
+
+/** One event as the protobuf bytes of a `Drop` with its whole map (Push, and any receiver). */
+export const encodeOutgoing = (event: OutgoingEvent): Uint8Array => encodeDrop(dropOf(event, event.event.fields))
+
+/** The event for PushBatch, as a view into `arena` (see DropArena). */
+const encodeForBatch = (event: OutgoingEvent, arena: DropArena): Uint8Array =>
+  encodeDropIn(dropOf(event, batchFields(event)), arena)
 
 /** The channel arguments; `dns:///` targets are balanced round-robin over all addresses. */
 export const channelOptions = (config: ShipperConfig): grpc.ChannelOptions => ({
@@ -185,7 +199,7 @@ export const makeShipperWith = Effect.fn("Shipper.make")(function*(config: Shipp
   const sendOne = (event: Encoded): Effect.Effect<void> =>
     Effect.suspend(() =>
       upstreamServer
-        ? withRetry(call(pushPath, Buffer.from(event.bytes), ignoreResponse))
+        ? withRetry(call(pushPath, Buffer.from(encodeOutgoing(event.event)), ignoreResponse))
         : withRetry(call(pushBatchPath, frameBatch([event]), BatchAck.decode))
     ).pipe(
       Effect.matchEffect({
@@ -229,8 +243,8 @@ export const makeShipperWith = Effect.fn("Shipper.make")(function*(config: Shipp
     let chunkBytes = 0
     const arena = new DropArena()
     for (const event of batch) {
-      const bytes = encodeOutgoingIn(event, arena)
-      const encoded: Encoded = { id: event.id, bytes }
+      const bytes = encodeForBatch(event, arena)
+      const encoded: Encoded = { id: event.id, bytes, event }
       if (bytes.length > config.maxEventBytes) {
         yield* rejectInvalid(encoded, `${bytes.length} bytes encoded, more than DROPTAILER_EVENT_MAX_BYTES=${config.maxEventBytes}`)
         continue

@@ -85,7 +85,9 @@ describeWith(["python-grpc"], "interop with Python grpcio", () => {
       })
       const sink = yield* shipper(shipperConfigFor(dir, port))
       const total = 1500
-      const events = outgoingRange(0, total, "fw-py")
+      // marked as rebuildable from the message (a PushBatch would carry only ACTION), yet their
+      // SEQ is not in the message: Push to an upstream server must still carry the whole map
+      const events = outgoingRange(0, total, "fw-py").map((e) => ({ ...e, fieldsFromMessage: true }))
       for (let i = 0; i < total; i += 500) yield* sink.deliver(events.slice(i, i + 500))
       // deliver completed: the Python server acknowledged (and flushed) every event
       const received = lines.map((l) => JSON.parse(l) as { event_id: string; host: string; fields: Record<string, string> })
