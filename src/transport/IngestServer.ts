@@ -13,6 +13,7 @@ import type { DropEvent } from "../domain/DropEvent.ts"
 import { eventFromFields, parseLine, type Prefixes } from "../domain/Parser.ts"
 import { logThrottled } from "../observability/LogThrottle.ts"
 import { IngestHandler } from "../server/IngestHandler.ts"
+import { DedupLog } from "./DedupLog.ts"
 import { DedupWindow } from "./DedupWindow.ts"
 import { BatchAck, DroptailerService, Void } from "./generated/droptailer.ts"
 import { HealthCheckResponse, HealthService } from "./generated/health.ts"
@@ -161,6 +162,18 @@ const peerSubject = (call: grpc.ServerUnaryCall<unknown, unknown>): string => {
   return Object.entries(subject).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join("+") : v}`).join(",")
 }
 
+/** The DedupLog of DROPTAILER_DEDUP_FILE, its ids read into `window`; closed with the server. */
+const openDedupLog = (file: string, capacity: number, window: DedupWindow) =>
+  Effect.acquireRelease(
+    Effect.try({
+      try: () => DedupLog.open(file, capacity, window),
+      catch: (error) => new ServerStartError({ message: `DROPTAILER_DEDUP_FILE=${file}: ${error instanceof Error ? error.message : String(error)}` })
+    }),
+    (log) => Effect.sync(() => log.close())
+  ).pipe(
+    Effect.tap((log) => Effect.logInfo(`de-duplication window: ids of earlier runs read from ${log.path}`))
+  )
+
 /** The service definition with raw-bytes requests: decoding is ours (see WireDrop). */
 const rawRequests = <D extends grpc.ServiceDefinition>(definition: D): D =>
   Object.fromEntries(
@@ -183,6 +196,21 @@ export class IngestServer extends Context.Service<IngestServer, IngestServerShap
     const context = yield* Effect.context<never>()
     const decoder = makeWireDecoder(config.limits)
     const dedup = new DedupWindow(config.dedupWindow)
+    const dedupLog = config.dedupFile === undefined ? undefined : yield* openDedupLog(config.dedupFile, config.dedupWindow, dedup)
+    /** The ids of a written batch go to disk before the call is acknowledged (DedupLog). */
+    const persist = (hosts: ReadonlyArray<string>, ids: ReadonlyArray<string>): Effect.Effect<void> => {
+      if (dedupLog === undefined || ids.length === 0) return Effect.void
+      try {
+        dedupLog.append(hosts, ids)
+        return Effect.void
+      } catch (error) {
+        // the events are written: acknowledge them; only a restart right now could repeat them
+        return logThrottled("Warning", "grpc.dedup-file", "cannot append to DROPTAILER_DEDUP_FILE", {
+          file: dedupLog.path,
+          error: String(error)
+        })
+      }
+    }
     const allowed = new Set(config.allowedClients)
     let active = 0
     let draining = false
@@ -224,6 +252,7 @@ export class IngestServer extends Context.Service<IngestServer, IngestServerShap
       handling.add(done)
       const duplicates = repeated.length
       return handler.handle(events).pipe(
+        Effect.andThen(Effect.suspend(() => persist(hosts, entered))),
         Effect.onError(() =>
           Effect.sync(() => {
             for (let i = 0; i < entered.length; i++) dedup.remove(hosts[i]!, entered[i]!)

@@ -22,6 +22,8 @@ export interface IngestServerConfig {
   readonly maxConcurrentCalls: number
   /** Event ids remembered per origin host for de-duplication. */
   readonly dedupWindow: number
+  /** Where the recent ids are kept across restarts (DedupLog); undefined: in memory only. */
+  readonly dedupFile?: string | undefined
   readonly shutdownTimeoutMillis: number
 }
 
@@ -43,6 +45,7 @@ export const ingestServerConfig: Config.Config<IngestServerConfig> = Config.all(
   maxReceiveBytes: positiveInt("DROPTAILER_MAX_MESSAGE_BYTES", 8 * 1024 * 1024),
   maxConcurrentCalls: positiveInt("DROPTAILER_MAX_CONCURRENT_CALLS", 256),
   dedupWindow: positiveInt("DROPTAILER_DEDUP_WINDOW", 100_000),
+  dedupFile: Config.String("DROPTAILER_DEDUP_FILE").pipe(Config.withDefault("")),
   shutdownTimeoutMillis: positiveInt("DROPTAILER_SHUTDOWN_TIMEOUT_MS", 10_000)
 }).pipe(
   Config.map((c) => ({
@@ -58,6 +61,7 @@ export const ingestServerConfig: Config.Config<IngestServerConfig> = Config.all(
     maxReceiveBytes: c.maxReceiveBytes,
     maxConcurrentCalls: c.maxConcurrentCalls,
     dedupWindow: c.dedupWindow,
+    dedupFile: c.dedupFile.trim() === "" ? undefined : c.dedupFile,
     shutdownTimeoutMillis: c.shutdownTimeoutMillis
   }))
 )

@@ -19,6 +19,7 @@
  */
 import { randomBytes } from "node:crypto"
 import * as Fs from "node:fs"
+import * as Path from "node:path"
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest"
 import { describeWith } from "../support/environment.ts"
 import { childPidsOf } from "../support/journal.ts"
@@ -138,7 +139,9 @@ const rig = async (total: number, label: string, serverEnv: Record<string, strin
 describeWith(["root", "journald", "nftables", "kubectl"], "end to end under faults: lost and duplicated lines, counted exactly", () => {
   it("server SIGKILLed mid-stream and restarted on the same port: 0 lost; repeats only across the restart, at most the client's unacknowledged window", async () => {
     const total = 20_000
-    const r = await rig(total, "srvkill")
+    // as deployed: the ids of written events kept across restarts (DROPTAILER_DEDUP_FILE)
+    const dedup = tempDir("dedup")
+    const r = await rig(total, "srvkill", { DROPTAILER_DEDUP_FILE: Path.join(dedup, "written-ids") })
     let server = await r.startServer()
     const client = await r.startClient()
     let killedAtLine = -1
@@ -160,8 +163,9 @@ describeWith(["root", "journald", "nftables", "kubectl"], "end to end under faul
     expect(r.tally.foreign).toBe(0)
     // Within one server process the de-duplication window holds: no repeats at all.
     for (const t of r.perServer) expect(t.duplicated).toBe(0)
-    // Across the restart: only what the killed server printed and never acknowledged, which is at
-    // most DROPTAILER_IN_FLIGHT (4) batches of DROPTAILER_BATCH_SIZE (500) entries.
+    // Across the restart: only what the killed server printed and had not yet recorded in its
+    // DROPTAILER_DEDUP_FILE (a stdout write cut short by the kill); never more than the client's
+    // unacknowledged window, DROPTAILER_IN_FLIGHT (4) batches of DROPTAILER_BATCH_SIZE (500) entries.
     expect(r.tally.duplicated).toBeLessThanOrEqual(4 * 500)
     // ... and every repeated line is one the killed (first) server had printed.
     const first = r.perServer[0]!
@@ -174,7 +178,8 @@ describeWith(["root", "journald", "nftables", "kubectl"], "end to end under faul
     // The paced case above kills between two small batches; here the server is killed while
     // batches follow each other back to back, so a batch printed but not yet acknowledged is likely.
     const total = 20_000
-    const r = await rig(total, "srvkillfast")
+    const dedup = tempDir("dedup")
+    const r = await rig(total, "srvkillfast", { DROPTAILER_DEDUP_FILE: Path.join(dedup, "written-ids") })
     let server = await r.startServer()
     const client = await r.startClient()
     await logLines(r.identifier, Array.from({ length: 10_000 }, (_, i) => seqLine(r.dropPrefix, i)))

@@ -1,10 +1,14 @@
 /**
  * The server is SIGKILLed and restarted while 50,000 events stream: the Shipper backs off,
- * retries, and every event arrives. Duplicates are possible only for a batch that the killed
- * server had written but not yet acknowledged (its dedup window dies with it); the test reports
- * the exact count and bounds it by one batch.
+ * retries, and every event arrives. Both servers keep the ids of what they wrote in the same
+ * DROPTAILER_DEDUP_FILE, so a batch the killed server wrote but never acknowledged is not written
+ * again; only the lines of a stdout write cut short by the kill can repeat. The test reports the
+ * exact count and bounds it by one batch.
  */
 import { assert, describe, it } from "@effect/vitest"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
 import { Effect, Fiber } from "effect"
 import { commandCerts, countsUpTo, outgoingRange, sequences, serverTlsEnv, shipper, shipperConfigFor, startServer } from "./support.ts"
 
@@ -13,7 +17,10 @@ describe("server killed and restarted mid-stream", () => {
     Effect.gen(function*() {
       const dir = commandCerts()
       const lines: Array<string> = []
-      const first = yield* startServer(serverTlsEnv(dir), { lines })
+      const dedupDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "droptailer-restart-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dedupDir, { recursive: true, force: true })))
+      const env = { ...serverTlsEnv(dir), DROPTAILER_DEDUP_FILE: Path.join(dedupDir, "written-ids") }
+      const first = yield* startServer(env, { lines })
       const port = first.port
       const total = 50_000
       const batch = 500
@@ -34,7 +41,7 @@ describe("server killed and restarted mid-stream", () => {
       yield* Effect.promise(() => first.exited)
       const atKill = lines.length
       yield* Effect.sleep("1 second")
-      const second = yield* startServer(serverTlsEnv(dir), { lines, port })
+      const second = yield* startServer(env, { lines, port })
       yield* Fiber.join(sending)
       const elapsed = Date.now() - started
       yield* second.waitForLines(total, 10_000).pipe(Effect.ignore)
