@@ -162,6 +162,9 @@ const peerSubject = (call: grpc.ServerUnaryCall<unknown, unknown>): string => {
   return Object.entries(subject).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join("+") : v}`).join(",")
 }
 
+/** Events per write when their ids are recorded (DROPTAILER_DEDUP_FILE): ~64 KiB of JSON lines. */
+const recordEvery = 64
+
 /** The DedupLog of DROPTAILER_DEDUP_FILE, its ids read into `window`; closed with the server. */
 const openDedupLog = (file: string, capacity: number, window: DedupWindow) =>
   Effect.acquireRelease(
@@ -197,11 +200,18 @@ export class IngestServer extends Context.Service<IngestServer, IngestServerShap
     const decoder = makeWireDecoder(config.limits)
     const dedup = new DedupWindow(config.dedupWindow)
     const dedupLog = config.dedupFile === undefined ? undefined : yield* openDedupLog(config.dedupFile, config.dedupWindow, dedup)
-    /** The ids of a written batch go to disk before the call is acknowledged (DedupLog). */
-    const persist = (hosts: ReadonlyArray<string>, ids: ReadonlyArray<string>): Effect.Effect<void> => {
-      if (dedupLog === undefined || ids.length === 0) return Effect.void
+    /** The ids of written events go to disk before the call is acknowledged (DedupLog). */
+    const persist = (events: ReadonlyArray<DropEvent>, ids: ReadonlyArray<string>): Effect.Effect<void> => {
+      if (dedupLog === undefined) return Effect.void
+      const hosts: Array<string> = []
+      const written: Array<string> = []
+      for (let i = 0; i < ids.length; i++) {
+        if (ids[i] === "") continue
+        hosts.push(events[i]!.host)
+        written.push(ids[i]!)
+      }
       try {
-        dedupLog.append(hosts, ids)
+        dedupLog.append(hosts, written)
         return Effect.void
       } catch (error) {
         // the events are written: acknowledge them; only a restart right now could repeat them
@@ -210,6 +220,22 @@ export class IngestServer extends Context.Service<IngestServer, IngestServerShap
           error: String(error)
         })
       }
+    }
+    /**
+     * Hands the events over and records their ids. With a DROPTAILER_DEDUP_FILE, in pieces of
+     * `recordEvery` events (about a pipe's 64 KiB of output), each recorded once written: a kill
+     * can then interrupt only the write of one piece, and only its printed part can repeat after
+     * a restart. (If a later piece fails, the ids of the whole call leave the window and a
+     * retransmit writes the earlier pieces again: repeats, never losses.)
+     */
+    const writeAndRecord = (events: ReadonlyArray<DropEvent>, ids: ReadonlyArray<string>): Effect.Effect<void> => {
+      if (dedupLog === undefined) return handler.handle(events)
+      if (events.length <= recordEvery) return Effect.andThen(handler.handle(events), Effect.suspend(() => persist(events, ids)))
+      const starts = Array.from({ length: Math.ceil(events.length / recordEvery) }, (_, i) => i * recordEvery)
+      return Effect.forEach(starts, (from) => {
+        const piece = events.slice(from, from + recordEvery)
+        return Effect.andThen(handler.handle(piece), Effect.suspend(() => persist(piece, ids.slice(from, from + recordEvery))))
+      }, { discard: true })
     }
     const allowed = new Set(config.allowedClients)
     let active = 0
@@ -231,6 +257,8 @@ export class IngestServer extends Context.Service<IngestServer, IngestServerShap
       CallRejected
     > => {
       const events: Array<DropEvent> = []
+      /** The id of each of `events` ("" when it has none). */
+      const eventIds: Array<string> = []
       const entered: Array<string> = []
       const hosts: Array<string> = []
       const repeated: Array<{ host: string; id: string }> = []
@@ -246,13 +274,13 @@ export class IngestServer extends Context.Service<IngestServer, IngestServerShap
           hosts.push(event.host)
         }
         events.push(event)
+        eventIds.push(id)
       }
       const earlier = repeated.length > 0 ? [...handling] : []
       const done = Deferred.makeUnsafe<void>()
       handling.add(done)
       const duplicates = repeated.length
-      return handler.handle(events).pipe(
-        Effect.andThen(Effect.suspend(() => persist(hosts, entered))),
+      return writeAndRecord(events, eventIds).pipe(
         Effect.onError(() =>
           Effect.sync(() => {
             for (let i = 0; i < entered.length; i++) dedup.remove(hosts[i]!, entered[i]!)

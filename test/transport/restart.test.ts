@@ -2,8 +2,8 @@
  * The server is SIGKILLed and restarted while 50,000 events stream: the Shipper backs off,
  * retries, and every event arrives. Both servers keep the ids of what they wrote in the same
  * DROPTAILER_DEDUP_FILE, so a batch the killed server wrote but never acknowledged is not written
- * again; only the lines of a stdout write cut short by the kill can repeat. The test reports the
- * exact count and bounds it by one batch.
+ * again; only the printed part of the 64-event piece being written at the kill can repeat. The
+ * test reports the exact count and bounds it.
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Fs from "node:fs"
@@ -13,7 +13,7 @@ import { Effect, Fiber } from "effect"
 import { commandCerts, countsUpTo, outgoingRange, sequences, serverTlsEnv, shipper, shipperConfigFor, startServer } from "./support.ts"
 
 describe("server killed and restarted mid-stream", () => {
-  it.live("every event arrives; duplicates bounded by one unacknowledged batch", () =>
+  it.live("every event arrives; duplicates bounded by the piece being written at the kill", () =>
     Effect.gen(function*() {
       const dir = commandCerts()
       const lines: Array<string> = []
@@ -51,7 +51,9 @@ describe("server killed and restarted mid-stream", () => {
         `restart: ${atKill} lines before SIGKILL, ${lines.length} lines in all, ${missing.length} missing, ${duplicated} duplicated, ${elapsed} ms`
       )
       assert.strictEqual(missing.length, 0, `missing: ${missing.slice(0, 10).join(",")}...`)
-      assert.isAtMost(duplicated, batch, "only the batch in flight at the kill can repeat")
+      // the server writes and records 64 events at a time: only the printed part of the piece being
+      // written, or a piece written and not yet recorded, can repeat (one call in flight here)
+      assert.isAtMost(duplicated, 2 * 64, "only the piece being written at the kill can repeat")
       // per client, in order apart from that one resent batch: strictly increasing after removing repeats
       const firstSeen = new Set<number>()
       const order = seqs.filter((s) => (firstSeen.has(s) ? false : (firstSeen.add(s), true)))
