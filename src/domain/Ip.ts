@@ -89,6 +89,30 @@ export const parseIpv6 = (text: string): Array<number> | undefined => {
   return groups
 }
 
+/**
+ * RFC 5952's "::": the first longest run of two or more zero groups, as `start << 4 | length`;
+ * start 8 (past the last group) when there is none, as a single zero group is never compressed.
+ * (A number, not an object: this is on the parser's path for every IPv6 address.)
+ */
+const zeroRun = (groups: ReadonlyArray<number>): number => {
+  let start = 8
+  let length = 1
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== 0) {
+      i++
+      continue
+    }
+    let j = i
+    while (j < 8 && groups[j] === 0) j++
+    if (j - i > length) {
+      start = i
+      length = j - i
+    }
+    i = j
+  }
+  return (start << 4) | length
+}
+
 /** RFC 5952 text of eight 16-bit groups. */
 export const formatIpv6 = (groups: ReadonlyArray<number>): string => {
   if (
@@ -99,21 +123,9 @@ export const formatIpv6 = (groups: ReadonlyArray<number>): string => {
     const low = groups[7]!
     return `::ffff:${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`
   }
-  let bestStart = -1
-  let bestLength = 1 // a single zero group is never compressed
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++
-      continue
-    }
-    let j = i
-    while (j < 8 && groups[j] === 0) j++
-    if (j - i > bestLength) {
-      bestStart = i
-      bestLength = j - i
-    }
-    i = j
-  }
+  const run = zeroRun(groups)
+  const bestStart = run >> 4
+  const bestLength = run & 15
   let out = ""
   let afterGap = false // `out` ends with the "::" (a group's digits never end in ":")
   for (let i = 0; i < 8; i++) {
@@ -151,23 +163,9 @@ const formatKernelGroups = (text: string, at: number, upper: boolean): string =>
   // uppercase digits and IPv4-mapped addresses: the general formatter
   if (upper || (groups[0] === 0 && groups[1] === 0 && groups[2] === 0 && groups[3] === 0 && groups[4] === 0 &&
     groups[5] === 0xffff)) return formatIpv6(groups)
-  // the first longest run of two or more zero groups
-  let gapStart = 8
-  let gapLength = 1
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++
-      continue
-    }
-    let j = i
-    while (j < 8 && groups[j] === 0) j++
-    if (j - i > gapLength) {
-      gapStart = i
-      gapLength = j - i
-    }
-    i = j
-  }
-  const gapEnd = gapStart + gapLength
+  const run = zeroRun(groups)
+  const gapStart = run >> 4
+  const gapEnd = gapStart + (run & 15)
   let out = ""
   let runFrom = -1 // the piece of `text` being extended: groups (with their colons) since `runFrom`
   let runTo = -1
