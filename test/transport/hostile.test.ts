@@ -8,17 +8,8 @@ import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { Effect, Exit } from "effect"
 import { Drop, DropBatch } from "../../src/transport/generated/droptailer.ts"
-import { commandCerts, rawCall, serverTlsEnv, startServer } from "./support.ts"
+import { commandCerts, rawCall, serverTlsEnv, startServer, varint } from "./support.ts"
 
-const varint = (n: number): Array<number> => {
-  const out: Array<number> = []
-  while (n >= 0x80) {
-    out.push((n & 0x7f) | 0x80)
-    n = Math.floor(n / 128)
-  }
-  out.push(n)
-  return out
-}
 const lengthDelimited = (fieldNumber: number, payload: Buffer): Buffer =>
   Buffer.concat([Buffer.from([(fieldNumber << 3) | 2, ...varint(payload.length)]), payload])
 

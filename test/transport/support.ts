@@ -266,6 +266,17 @@ export const rawCall = (client: grpc.Client, method: "Push" | "PushBatch" | stri
     )
   })
 
+/** A protobuf varint's bytes (hand-built requests). */
+export const varint = (n: number): Array<number> => {
+  const out: Array<number> = []
+  while (n >= 0x80) {
+    out.push((n & 0x7f) | 0x80)
+    n = Math.floor(n / 128)
+  }
+  out.push(n)
+  return out
+}
+
 /** The IngestServer in this process (127.0.0.1, ephemeral port) with a recording IngestHandler. */
 export const inProcessServer = (set: CertSet, overrides: Partial<IngestServerConfig> = {}) =>
   Effect.gen(function*() {

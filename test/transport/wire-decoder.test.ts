@@ -6,16 +6,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import fc from "fast-check"
 import { defaultWireLimits, makeWireDecoder } from "../../src/transport/WireDrop.ts"
+import { varint } from "./support.ts"
 
-const varint = (n: number): Array<number> => {
-  const out: Array<number> = []
-  while (n >= 0x80) {
-    out.push((n & 0x7f) | 0x80)
-    n = Math.floor(n / 128)
-  }
-  out.push(n)
-  return out
-}
 const field = (tag: number, body: Uint8Array): Buffer => Buffer.concat([Buffer.from([tag, ...varint(body.length)]), body])
 const timestamp = field(10, Buffer.from([8, ...varint(1_795_790_134), 16, ...varint(123_000)]))
 
