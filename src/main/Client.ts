@@ -4,22 +4,17 @@
  * DROPTAILER_STDOUT=true) prints the events as JSON lines instead of shipping them.
  * Logs go to stderr: stdout carries only events.
  */
-import { Effect, Layer, Runtime } from "effect"
+import { Effect, Layer } from "effect"
 import { type ClientConfig, loadClientConfig } from "../client/ClientConfig.ts"
 import { ClientPipeline } from "../client/ClientPipeline.ts"
 import type { EventSink } from "../client/EventSink.ts"
 import { StdoutSink } from "../client/StdoutSink.ts"
 import { CheckpointStore } from "../journal/CheckpointStore.ts"
 import { JournalSource } from "../journal/JournalSource.ts"
-import { LoggingLive, logStopped } from "../observability/Logging.ts"
+import { asCommand } from "./Startup.ts"
 import { metricsAddressConfig, OpsServer } from "../observability/OpsServer.ts"
 import { Readiness } from "../observability/Readiness.ts"
 import { Shipper } from "../transport/Shipper.ts"
-
-/** Start-up failed and was already logged on stderr: exit 1 without a second report on stdout. */
-export class ClientStartupFailed extends Error {
-  override readonly [Runtime.errorReported] = false
-}
 
 /**
  * THE place where the client's sink is chosen: stdout with `--stdout` / DROPTAILER_STDOUT=true,
@@ -54,13 +49,4 @@ export const runClient = (stdout: boolean) =>
       const pipeline = yield* ClientPipeline
       yield* pipeline.run
     }).pipe(Effect.provide(clientLayer(config, sink)))
-  })).pipe(
-    Effect.catch((error) =>
-      Effect.andThen(
-        Effect.logError(`droptailer client: ${error.message}`),
-        Effect.fail(new ClientStartupFailed(error.message))
-      )
-    ),
-    logStopped,
-    Effect.provide(LoggingLive)
-  )
+  })).pipe(asCommand("droptailer client"))

@@ -22,12 +22,12 @@ import { mkdtemp, rm } from "node:fs/promises"
 import { hostname, tmpdir } from "node:os"
 import { join } from "node:path"
 import * as NodeStream from "@effect/platform-node/NodeStream"
-import { Config, Context, Effect, Layer, Runtime, Stream } from "effect"
+import { Config, Context, Effect, Layer, Stream } from "effect"
 import { loadClientConfig } from "../client/ClientConfig.ts"
 import { ClientPipeline } from "../client/ClientPipeline.ts"
 import { EventSink, type OutgoingEvent } from "../client/EventSink.ts"
 import { parseLine, type Prefixes } from "../domain/Parser.ts"
-import { LoggingLive, logStopped } from "../observability/Logging.ts"
+import { asCommand } from "./Startup.ts"
 import { logThrottled } from "../observability/LogThrottle.ts"
 import { type ListenAddress, metricsAddressConfig, OpsServer } from "../observability/OpsServer.ts"
 import { Readiness } from "../observability/Readiness.ts"
@@ -39,11 +39,6 @@ import { ingestServerConfig } from "../transport/ServerConfig.ts"
 import { Shipper } from "../transport/Shipper.ts"
 import { clientLayer } from "./Client.ts"
 import { buildKubernetes, ingestLayer } from "./Server.ts"
-
-/** Start-up failed and was already logged on stderr: exit 1 without a second report. */
-export class DemoStartupFailed extends Error {
-  override readonly [Runtime.errorReported] = false
-}
 
 /** `auto` (the journal when journald is there, else stdin), `journal`, or `stdin`. */
 const demoInputConfig = Config.Literals(["auto", "journal", "stdin"], "DROPTAILER_DEMO_INPUT").pipe(
@@ -180,13 +175,4 @@ export const runDemo = Effect.scoped(Effect.gen(function*() {
     const running = yield* ClientPipeline
     yield* running.run
   }).pipe(Effect.provide(pipeline))
-})).pipe(
-  Effect.catch((error) =>
-    Effect.andThen(
-      Effect.logError(`droptailer demo cannot start: ${error.message}`),
-      Effect.fail(new DemoStartupFailed(error.message))
-    )
-  ),
-  logStopped,
-  Effect.provide(LoggingLive)
-)
+})).pipe(asCommand("droptailer demo cannot start"))

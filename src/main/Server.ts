@@ -4,11 +4,11 @@
  * /readyz. Every setting is read and checked before anything starts; a bad one exits 1 with a
  * message naming the variable. Logs go to stderr: stdout carries only events.
  */
-import { Effect, Layer, Runtime } from "effect"
+import { Effect, Layer } from "effect"
 import type { OutputFormat } from "../domain/Format.ts"
 import { Enricher } from "../k8s/Enricher.ts"
 import { kubernetesLayer } from "../k8s/Kubernetes.ts"
-import { LoggingLive, logStopped } from "../observability/Logging.ts"
+import { asCommand } from "./Startup.ts"
 import { metricsAddressConfig, OpsServer } from "../observability/OpsServer.ts"
 import { Readiness } from "../observability/Readiness.ts"
 import { serverPipelineLayer } from "../server/ServerPipeline.ts"
@@ -16,11 +16,6 @@ import { outputFormatConfig, StdoutIngestHandler } from "../server/StdoutIngestH
 import { IngestServer } from "../transport/IngestServer.ts"
 import { ingestServerConfig, type IngestServerConfig } from "../transport/ServerConfig.ts"
 import { loadTlsMaterial } from "../transport/Tls.ts"
-
-/** Start-up failed and was already logged on stderr: exit 1 without a second report on stdout. */
-export class ServerStartupFailed extends Error {
-  override readonly [Runtime.errorReported] = false
-}
 
 /** /readyz reports whether the Kubernetes informers have synced (always true without Kubernetes). */
 const kubernetesReadiness = Layer.effectDiscard(Effect.gen(function*() {
@@ -64,13 +59,4 @@ export const runServer = Effect.scoped(
     const layer = yield* serverLayer
     return yield* Layer.launch(layer)
   })
-).pipe(
-  Effect.catch((error) =>
-    Effect.andThen(
-      Effect.logError(`droptailer server cannot start: ${error.message}`),
-      Effect.fail(new ServerStartupFailed(error.message))
-    )
-  ),
-  logStopped,
-  Effect.provide(LoggingLive)
-)
+).pipe(asCommand("droptailer server cannot start"))
