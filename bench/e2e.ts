@@ -37,6 +37,7 @@ import { journalctlArgs } from "../src/journal/JournalSource.ts"
 import { Drop } from "../src/transport/generated/droptailer.ts"
 import { wireTimestamp } from "../src/transport/WireDrop.ts"
 import {
+  childrenCpuSeconds,
   clientTls,
   clusterEnv,
   cpuSeconds,
@@ -53,6 +54,8 @@ import {
   startDroptailer,
   tempDir
 } from "../test/support/e2e.ts"
+import { missing } from "../test/support/environment.ts"
+import { childPidsOf } from "../test/support/journal.ts"
 
 const args = process.argv.slice(2)
 const soakIndex = args.indexOf("--soak")
@@ -140,6 +143,8 @@ const writeSteady = async (perSecond: number, seconds: number, port: number, fir
 }
 
 const main = async () => {
+  const lacking = missing(["root", "journald"])
+  if (lacking.length > 0) throw new Error(`bench/e2e.ts needs ${lacking.join("; ")}`)
   console.log(`machine: ${machine()}`)
   console.log(`load average before: ${load()}`)
   const certs = makeCerts()
@@ -209,6 +214,7 @@ const main = async () => {
 
     // ---- 3. the client, started after the injection ----
     const serverCpu0 = cpuSeconds(server.pid)
+    const benchCpu0 = process.cpuUsage()
     const clientStart = Date.now()
     const client = await startDroptailer("client", clientEnv)
     processes.push(client)
@@ -220,6 +226,11 @@ const main = async () => {
     const injectToLastSeconds = (lastLineAt - injectStart) / 1000
     const serverCpu = cpuSeconds(server.pid) - serverCpu0
     const clientCpu = cpuSeconds(client.pid)
+    const benchUsage = process.cpuUsage(benchCpu0)
+    const benchCpu = (benchUsage.user + benchUsage.system) / 1e6
+    // the backlog's journalctl has exited (counted in the client's children's times), the follower runs on
+    const journalctlCpu = childrenCpuSeconds(client.pid) +
+      childPidsOf(client.pid, "journalctl").reduce((sum, pid) => sum + cpuSeconds(pid), 0)
     const clientHwm = memoryMB(client.pid, "VmHWM")
     const serverHwm = memoryMB(server.pid, "VmHWM")
     // how the client's deliveries went: batch sizes and the time from a batch's send to its ack
@@ -298,6 +309,14 @@ const main = async () => {
         `${clientCpuAtReady.toFixed(2)} s start-up), peak RSS ${clientHwm.toFixed(0)} MB`
     )
     console.log(`  server CPU ${serverCpu.toFixed(2)} s (${(serverCpu * 1e6 / total).toFixed(1)} µs/event), peak RSS ${serverHwm.toFixed(0)} MB`)
+    // what the two CPUs were shared by: the budget that bounds the end-to-end rate on this machine
+    const perEvent = (seconds: number) => (seconds * 1e6) / total
+    const allMicros = perEvent(clientCpu - clientCpuAtReady + serverCpu + journalctlCpu + benchCpu)
+    console.log(
+      `  journalctl CPU ${perEvent(journalctlCpu).toFixed(1)} µs/event, this bench process (reads and checks every line, serves the Kubernetes API) ` +
+        `${perEvent(benchCpu).toFixed(1)} µs/event; all four ${allMicros.toFixed(1)} µs/event: at most ` +
+        `${rate(Os.availableParallelism(), allMicros / 1e6)} events/s on ${Os.availableParallelism()} CPUs`
+    )
     console.log(
       `upstream-style (one unary Push per event, awaited): ${unaryRate} events/s (${unaryEvents} in ${unarySeconds.toFixed(2)} s), ` +
         `server CPU ${(unaryServerCpu * 1e6 / unaryEvents).toFixed(1)} µs/event`
@@ -322,6 +341,8 @@ const main = async () => {
         clientPeakRssMB: clientHwm,
         serverCpuMicrosPerEvent: (serverCpu * 1e6) / total,
         serverPeakRssMB: serverHwm,
+        journalctlCpuMicrosPerEvent: perEvent(journalctlCpu),
+        benchCpuMicrosPerEvent: perEvent(benchCpu),
         unaryRate,
         ratio: steadyRate / unaryRate,
         ratioFromStart: e2eRate / unaryRate,

@@ -23,6 +23,7 @@ import { defaultPrefixes } from "../src/domain/Parser.ts"
 import { CheckpointStore } from "../src/journal/CheckpointStore.ts"
 import { journalctlArgs, journalctlCommand, JournalSource, type JournalOptions } from "../src/journal/JournalSource.ts"
 import { journalEntriesRead } from "../src/journal/metrics.ts"
+import { missing } from "../test/support/environment.ts"
 
 const total = Number(process.argv[2] ?? 100_000)
 /** BENCH_JOURNAL_IDENTIFIER: reuse the entries a previous run wrote (it prints the identifier). */
@@ -109,6 +110,8 @@ const rate = (entries: number, seconds: number) => Math.round(entries / seconds)
 const mb = (kb: number) => `${(kb / 1024).toFixed(0)} MB`
 
 const main = async () => {
+  const lacking = missing(["root", "journald"])
+  if (lacking.length > 0) throw new Error(`bench/journal.ts needs ${lacking.join("; ")}`)
   console.log(`${reused === undefined ? "writing" : "reusing"} ${total} entries (SYSLOG_IDENTIFIER=${identifier}) ...`)
   for (let n = 0; reused === undefined && n < total; n += 10_000) {
     const chunk = Array.from({ length: Math.min(10_000, total - n) }, (_, i) => line(n + i)).join("\n")

@@ -213,15 +213,26 @@ export const startDroptailer = (
 
 const ticksPerSecond = 100 // USER_HZ
 
-/** utime + stime of a process, in seconds (0 when it is gone). */
-export const cpuSeconds = (pid: number): number => {
+/** Fields 3.. of /proc/PID/stat (index 0 is the state), or undefined once the process is gone. */
+const statFields = (pid: number): Array<string> | undefined => {
   try {
     const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-    return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")
   } catch {
-    return 0
+    return undefined
   }
+}
+
+/** utime + stime of a process, in seconds (0 when it is gone). */
+export const cpuSeconds = (pid: number): number => {
+  const fields = statFields(pid)
+  return fields === undefined ? 0 : (Number(fields[11]) + Number(fields[12])) / ticksPerSecond
+}
+
+/** CPU seconds of the children `pid` has waited for (cutime + cstime): its child processes that exited. */
+export const childrenCpuSeconds = (pid: number): number => {
+  const fields = statFields(pid)
+  return fields === undefined ? 0 : (Number(fields[13]) + Number(fields[14])) / ticksPerSecond
 }
 
 /** A `Vm*` line of /proc/<pid>/status in MB (VmHWM: peak RSS, VmRSS: current RSS). */

@@ -10,8 +10,10 @@ export type Requirement = "root" | "journald" | "nftables" | "python-grpc" | "ku
 
 const probes: Record<Requirement, () => string | undefined> = {
   root: () => (process.getuid?.() === 0 ? undefined : "not running as root"),
+  // the socket file outlives a dead journald, and journalctl reads the files without it: ask for the process
   journald: () =>
-    existsSync("/run/systemd/journal/socket") && commandWorks("journalctl", ["-n", "0", "-q"])
+    existsSync("/run/systemd/journal/socket") && commandWorks("pgrep", ["-x", "systemd-journal"]) &&
+      commandWorks("journalctl", ["-n", "0", "-q"])
       ? undefined
       : "systemd-journald is not running (start it with scripts/start-journald.sh)",
   nftables: () => (commandWorks("nft", ["list", "tables"]) ? undefined : "nft is missing or not permitted"),
