@@ -106,18 +106,27 @@ const median = (xs: ReadonlyArray<number>): number => xs.toSorted((a, b) => a - 
 const interleaved = (count: number): void => {
   const parseRound = parse(lines)
   const touchRound = touch(lines)
-  const round = (call: (i: number) => void, offset: number): number => {
+  const cpuMicros = (): number => {
+    const usage = process.cpuUsage()
+    return usage.user + usage.system
+  }
+  /** Wall-clock ns per call; the CPU ns per call go to `cpu`. */
+  const round = (call: (i: number) => void, offset: number, cpu: Array<number>): number => {
     const start = performance.now()
+    const cpuStart = cpuMicros()
     for (let i = 0; i < count; i++) call(offset + i)
+    cpu.push((cpuMicros() - cpuStart) * 1e3 / count)
     return (performance.now() - start) * 1e6 / count
   }
   const parses: Array<number> = []
   const touches: Array<number> = []
   const ratios: Array<number> = []
+  const parseCpu: Array<number> = []
+  const touchCpu: Array<number> = []
   const deadline = performance.now() + seconds * 1000
   for (let offset = 0; performance.now() < deadline || ratios.length < 5; offset += count) {
-    const p = round(parseRound, offset)
-    const t = round(touchRound, offset)
+    const p = round(parseRound, offset, parseCpu)
+    const t = round(touchRound, offset, touchCpu)
     parses.push(p)
     touches.push(t)
     ratios.push(p / t)
@@ -127,6 +136,13 @@ const interleaved = (count: number): void => {
     `interleaved (${ratios.length} pairs of ${count}): parse = ${bestRatio.toFixed(2)}x calibration (best of each), ${
       median(ratios).toFixed(2)
     }x (median pair); at 556 ns calibration that is ${perSecond(556 * bestRatio)} lines/s`
+  )
+  // the same rounds in CPU time: on a machine others are busy on, waiting for a core is left out
+  const cpuRatios = parseCpu.map((p, i) => p / touchCpu[i]!)
+  console.log(
+    `  in CPU time: parse = ${(Math.min(...parseCpu) / Math.min(...touchCpu)).toFixed(2)}x calibration (best of each), ${
+      median(cpuRatios).toFixed(2)
+    }x (median pair)`
   )
 }
 interleaved(10_000)

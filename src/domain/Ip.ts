@@ -205,26 +205,54 @@ const formatKernelIpv6 = (text: string): string | undefined => {
   return formatKernelGroups(text, 0, upper)
 }
 
+/** Codes of hex digits → 0-15, and 16 more for `A-F` (`%pI6` prints lowercase); -1 for other codes. */
+const hexDigits = new Int8Array(256).fill(-1)
+for (let c = 48; c <= 57; c++) hexDigits[c] = c - 48
+for (let c = 97; c <= 102; c++) hexDigits[c] = c - 87
+for (let c = 65; c <= 70; c++) hexDigits[c] = c - 55 + 16
+
+/**
+ * The texts last made from the kernel form, by their groups (the text is a function of the groups
+ * alone, whatever the case of the digits): a firewall's logs repeat its own few addresses on one
+ * side of every packet, and making the text costs more than reading the groups. Direct-mapped,
+ * 16 entries; every slot starts as the all-zero address.
+ */
+const recentSlots = 16
+const recentGroups = new Uint16Array(recentSlots * 8)
+const recentTexts: Array<string> = Array.from({ length: recentSlots }, () => "::")
+
 /**
  * `canonicalIp` of `text[at..at+39)` when it is the kernel's `%pI6` form, read from `codes` (the
  * same characters as codes, one per index, as the parser holds them); undefined when it is not.
  */
 export const canonicalKernelIpv6At = (text: string, codes: Uint8Array, at: number): string | undefined => {
-  let upper = false
+  const groups = kernelGroups
+  let digits = 0 // every digit's table entry or-ed: negative for a non-digit, bit 4 for uppercase
+  let mix = 0
   for (let g = 0; g < 8; g++) {
     const i = at + g * 5
     if (g < 7 && codes[i + 4] !== 58) return undefined
-    let value = 0
-    for (let k = i; k < i + 4; k++) {
-      const code = codes[k]!
-      const h = hexValue(code)
-      if (h < 0) return undefined
-      if (code >= 65 && code <= 70) upper = true
-      value = value * 16 + h
-    }
-    kernelGroups[g] = value
+    const d0 = hexDigits[codes[i]!]!
+    const d1 = hexDigits[codes[i + 1]!]!
+    const d2 = hexDigits[codes[i + 2]!]!
+    const d3 = hexDigits[codes[i + 3]!]!
+    digits |= d0 | d1 | d2 | d3
+    const value = ((d0 & 15) << 12) | ((d1 & 15) << 8) | ((d2 & 15) << 4) | (d3 & 15)
+    groups[g] = value
+    mix = Math.imul(mix ^ value, 0x9e3779b1)
   }
-  return formatKernelGroups(text, at, upper)
+  if (digits < 0) return undefined
+  const slot = mix >>> 28
+  const base = slot * 8
+  if (
+    recentGroups[base] === groups[0] && recentGroups[base + 1] === groups[1] && recentGroups[base + 2] === groups[2] &&
+    recentGroups[base + 3] === groups[3] && recentGroups[base + 4] === groups[4] &&
+    recentGroups[base + 5] === groups[5] && recentGroups[base + 6] === groups[6] && recentGroups[base + 7] === groups[7]
+  ) return recentTexts[slot]!
+  const out = formatKernelGroups(text, at, (digits & 16) !== 0)
+  for (let g = 0; g < 8; g++) recentGroups[base + g] = groups[g]!
+  recentTexts[slot] = out
+  return out
 }
 
 /**

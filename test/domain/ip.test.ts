@@ -157,6 +157,26 @@ describe("canonicalKernelIpv6At (the parser's path, from the line's codes)", () 
     )
   })
 
+  it("gives the same text from its cache of recent addresses, whatever the order they come in", () => {
+    // few distinct addresses (some differing in one group only, some only in the case of their
+    // digits), asked for over and over: hits, misses and evictions of the 16 slots
+    const pool = fc.array(kernelText, { minLength: 1, maxLength: 40 }).chain((ips) => {
+      const similar = ips.map((ip) => `${ip.slice(0, 35)}${ip.slice(35) === "0000" ? "0001" : "0000"}`)
+      const cased = ips.map((ip) => ip.toUpperCase())
+      const all = [...ips, ...similar, ...cased, "0000:0000:0000:0000:0000:0000:0000:0000"]
+      return fc.array(fc.constantFrom(...all), { minLength: 1, maxLength: 200 })
+    })
+    fc.assert(
+      fc.property(pool, (ips) => {
+        for (const ip of ips) {
+          const line = `SRC=${ip} `
+          expect(canonicalKernelIpv6At(line, codesOf(line), 4)).toBe(canonicalIp(ip))
+        }
+      }),
+      { numRuns: 300 }
+    )
+  })
+
   it("cuts the common forms from the text", () => {
     const table: ReadonlyArray<readonly [string, string]> = [
       ["2001:0db8:0000:0000:0000:0000:0000:0001", "2001:db8::1"],

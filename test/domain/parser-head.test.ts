@@ -1,7 +1,8 @@
 /**
  * The parser's straight-line reading of a line's head (`IN= OUT= [MAC=] SRC= DST=` and the IPv4 or
- * IPv6 header, single spaces) and its shared value texts, against the token loop, which reads the
- * same line when the head does not apply: tabs instead of spaces make it read every token.
+ * IPv6 header, single spaces) and of the usual tail after it (`[DF] PROTO=TCP|UDP ...`), and its
+ * shared value texts, against the token loop, which reads the same line when neither applies: tabs
+ * instead of spaces make it read every token.
  */
 import { describe, expect, it } from "@effect/vitest"
 import fc from "fast-check"
@@ -86,6 +87,56 @@ describe("the head of a line", () => {
     }
     for (const odd of [" IN=a", "IN=a  OUT=", "IN=a OUT=b PHYSIN=c MAC= SRC=1 DST=2 LEN=3 TOS=0x00 PREC=0x00 TTL=1 ID=2", "IN=a OUT= SRC=1 DST=2 LEN=3 TC=0 HOPLIMIT=1 FLOWLBL=2 ID=3", "IN=a OUT= SRC=1 DST=2 LEN=3 TOS=1 PREC=2 TTL=3 ID=4\u0001"]) {
       expectSame(run(prefix + odd), run(viaTokenLoop(prefix + odd)))
+    }
+  })
+})
+
+describe("the tail of a line", () => {
+  const value = fc.oneof(
+    fc.constantFrom("", "0", "00", "01", "1023", "1024", "65535", "4294967296", "0x00", "a=b", "x"),
+    fc.stringMatching(/^[!-~]{0,6}$/),
+    fc.nat(70_000).map(String)
+  )
+  const res = fc.oneof(fc.constantFrom("0x00", "0x0F", "0xc0", "0X00", "0x0", "0x100", ""), value)
+  const flagNames = ["AE", "CWR", "ECE", "URG", "ACK", "PSH", "RST", "SYN", "FIN"]
+  /** Flag words: in the kernel's order (a subset), or any order, repeats and other words. */
+  const flags = fc.oneof(
+    fc.subarray(flagNames),
+    fc.array(fc.constantFrom(...flagNames, "SYNX", "S", "SYN=1", "DF", "OPT", "ACK=1"), { maxLength: 4 })
+  )
+  const heads = [
+    "IN=vrf09 OUT= MAC=12:99:fd:3b:ce:f8:1a:ae:e9:a7:95:50:08:00 SRC=1.2.3.4 DST=5.6.7.8 LEN=40 TOS=0x00 PREC=0x00 TTL=238 ID=54321",
+    "IN=vrf09 OUT=vrf10 SRC=1.2.3.4 DST=5.6.7.8 LEN=40 TOS=0x00 PREC=0x00 TTL=238 ID=1",
+    "IN=lo OUT= MAC=00:00:00:00:00:00:00:00:00:00:00:00:86:dd SRC=2001:0db8:0000:0000:0000:0000:0000:0001 DST=2001:0db8:0000:0000:0000:0000:0000:0002 LEN=80 TC=0 HOPLIMIT=64 FLOWLBL=744351"
+  ]
+
+  it("gives the token loop's event for usual tails with odd values, and for almost usual ones", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...heads),
+        fc.boolean(),
+        fc.constantFrom("TCP", "UDP", "ICMP", "UDPLITE", "tcp", "TC", ""),
+        fc.boolean(),
+        fc.tuple(value, value, value, res, flags, value),
+        fc.constantFrom("", " ", "  ", "\t", " X=1", " OPT (0A)", " [", " SEQ=1", " URGP=1"),
+        (head, df, proto, tcpShaped, [spt, dpt, a, reserved, words, urgp], end) => {
+          const rest = tcpShaped
+            ? [`WINDOW=${a}`, `RES=${reserved}`, ...words, `URGP=${urgp}`]
+            : [`LEN=${a}`]
+          const tokens = [head, ...(df ? ["DF"] : []), `PROTO=${proto}`, `SPT=${spt}`, `DPT=${dpt}`, ...rest]
+          const line = `${prefix}${tokens.join(" ")}${end}`
+          expectSame(run(line), run(viaTokenLoop(line)))
+        }
+      ),
+      { numRuns: 5000 }
+    )
+  })
+
+  it("leaves a tail that stops early to the token loop", () => {
+    const full = `${prefix}${heads[0]} DF PROTO=TCP SPT=1 DPT=22 WINDOW=5 RES=0x00 ACK SYN URGP=0 `
+    for (let end = full.indexOf(" DF"); end <= full.length; end++) {
+      const line = full.slice(0, end)
+      expectSame(run(line), run(viaTokenLoop(line)))
     }
   })
 })

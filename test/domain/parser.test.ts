@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
+import fc from "fast-check"
 import type { DropEvent } from "../../src/domain/DropEvent.ts"
-import { classify, defaultPrefixes, parseLine, parsePrefixList, type ParseResult } from "../../src/domain/Parser.ts"
+import { classify, defaultPrefixes, parseBody, parseLine, parsePrefixList, type ParseResult } from "../../src/domain/Parser.ts"
 import { captured, constructed } from "./lines.ts"
 
 const context = { timestamp: 1795790134013717, host: "fw-1" }
@@ -16,6 +17,27 @@ describe("classify", () => {
     expect(classify("nftables-metal-dropped: IN=a", defaultPrefixes)).toEqual({ action: "drop", body: "IN=a" })
     expect(classify("nftables-firewall-accepted: IN=a", defaultPrefixes)).toEqual({ action: "accept", body: "IN=a" })
     expect(classify("kernel: eth0: link up", defaultPrefixes)).toBeUndefined()
+  })
+
+  it("is what parseLine classifies by (its own prefix test, not startsWith), whatever the prefixes", () => {
+    // prefixes and lines from a small alphabet, so that they share first characters and overlap
+    const text = fc.string({ unit: fc.constantFrom("n", "f", "t", ":", " ", "\u00e9", "\ud800"), maxLength: 6 })
+    fc.assert(
+      fc.property(fc.array(text, { maxLength: 3 }), fc.array(text, { maxLength: 3 }), text, (drop, accept, head) => {
+        const prefixes = { drop, accept }
+        const message = `${head}IN=a OUT=`
+        const expected = classify(message, prefixes)
+        const result = parseLine(message, prefixes, context)
+        if (expected === undefined) expect(result).toEqual({ _tag: "Skipped", reason: "no drop or accept prefix" })
+        else {
+          // the same event (a reason's column counts from the line's start, not the body's)
+          const body = parseBody(expected.body, expected.action, context)
+          expect(result._tag).toBe(body._tag)
+          if (body._tag === "Event") expect(result).toEqual(body)
+        }
+      }),
+      { numRuns: 2000 }
+    )
   })
 
   it("reads the env format of the prefix variables: comma-separated, empty entries dropped", () => {
