@@ -8,11 +8,15 @@
  * measures: heapUsed delta after gc for the index, raw lookups/s, and events/s through the
  * Enricher's `enrich` (the whole stage: two lookups, new endpoints, new event) with a mix of pod,
  * service, node, external and uncompressed-IPv6 addresses. Targets: >= 500k events/s, index
- * within 50 MB.
+ * within 50 MB. Then the Events sink's share of the path: enriched batches of 1,000 through
+ * `occurrencesOf` (per pod and kind of drop, with the kinds kept from batch to batch, as the sink
+ * does), for the events above (nearly every drop a kind of its own: the worst case) and for
+ * bench/e2e.ts's traffic (256 external sources to one pod's port: few kinds, repeated).
  */
 import { Context, Effect, Layer } from "effect"
 import type { DropEvent } from "../src/domain/DropEvent.ts"
 import { Enricher } from "../src/k8s/Enricher.ts"
+import { KindIndex, occurrencesOf } from "../src/k8s/EventsSink.ts"
 import { IpIndex, IpIndexStore } from "../src/k8s/IpIndex.ts"
 import { KubeInformers } from "../src/k8s/KubeInformers.ts"
 import { toSlimNode, toSlimOwned, toSlimPod, toSlimService } from "../src/k8s/resources.ts"
@@ -161,6 +165,16 @@ const timeFreshBatches = (enrich: (event: DropEvent) => DropEvent, batches: numb
   return { perSecond: (batches * 1000) / (elapsed / 1000), perCpuSecond: (batches * 1000) / cpu }
 }
 
+/** Events per CPU second through `occurrencesOf` (the Events sink's per-batch work before its queue). */
+const timeOccurrences = (batches: ReadonlyArray<ReadonlyArray<DropEvent>>, rounds: number) => {
+  const kinds = new KindIndex()
+  let occurrences = 0
+  const c = cpuSeconds()
+  for (let i = 0; i < rounds; i++) occurrences += occurrencesOf(batches[i % batches.length]!, false, kinds).length
+  void occurrences
+  return (rounds * 1000) / (cpuSeconds() - c)
+}
+
 const program = Effect.gen(function*() {
   const enricher = yield* Enricher
   const index = yield* IpIndex
@@ -191,7 +205,23 @@ const program = Effect.gen(function*() {
   const batchedPerSecond = (batches * 1000) / ((performance.now() - t) / 1000)
   const batchedPerCpuSecond = (batches * 1000) / (cpuSeconds() - c)
 
+  // Events: the enriched batches of 1,000 (64 distinct ones, cycled) grouped per pod and kind of drop
+  const enrichedBatches = Array.from({ length: Math.floor(N / 1000) }, (_, b) =>
+    events.slice(b * 1000, b * 1000 + 1000).map(enricher.enrich))
+  timeOccurrences(enrichedBatches, 300) // warm-up
+  const occurrenceRuns = [1, 2, 3].map(() => timeOccurrences(enrichedBatches, 2000))
+  const pod = v4(244, 0)
+  const repeatedBatches = [0, 1, 2, 3].map((b) =>
+    events.slice(b * 1000, b * 1000 + 1000).map((e, i) =>
+      enricher.enrich({ ...e, src: { ip: `203.0.113.${(b * 1000 + i) & 255}`, port: 40000 + i }, dst: { ip: pod, port: 443 } })
+    )
+  )
+  timeOccurrences(repeatedBatches, 300) // warm-up
+  const repeatedRuns = [1, 2, 3].map(() => timeOccurrences(repeatedBatches, 2000))
+
   return {
+    occurrencesPerCpuSecond: Math.max(...occurrenceRuns),
+    repeatedOccurrencesPerCpuSecond: Math.max(...repeatedRuns),
     freshPerSecond: Math.max(...fresh.map((r) => r.perSecond)),
     freshPerCpuSecond: Math.max(...fresh.map((r) => r.perCpuSecond)),
     lookupsPerSecond: lookups,
@@ -219,4 +249,5 @@ console.log(`lookups/s:                 ${fmt(result.lookupsPerSecond)} wall, ${
 console.log(`events/s through enrich, fresh batches of 1,000 (the server's case): ${fmt(result.freshPerSecond)} wall, ${fmt(result.freshPerCpuSecond)} per CPU second (target >= 500k)`)
 console.log(`events/s through enrich, cold events (65,536 cycled, worst case):   best ${fmt(result.eventsPerSecond)}, median ${fmt(result.medianPerSecond)} wall; best ${fmt(result.eventsPerCpuSecond)} per CPU second (target >= 500k)`)
 console.log(`events/s through enrichAll (the same 1,000 events again and again, with metrics): ${fmt(result.batchedPerSecond)} wall, ${fmt(result.batchedPerCpuSecond)} per CPU second`)
+console.log(`events/s through occurrencesOf (Events per pod and kind of drop, batches of 1,000): ${fmt(result.occurrencesPerCpuSecond)} per CPU second (the events above: nearly all kinds new), ${fmt(result.repeatedOccurrencesPerCpuSecond)} per CPU second (256 sources to one pod)`)
 console.log("sample (uncompressed IPv6 pod -> pod):", JSON.stringify({ src: result.sample.src, dst: result.sample.dst }))

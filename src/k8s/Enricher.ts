@@ -37,6 +37,16 @@ interface Counts {
 
 const zero = (): Counts => ({ pod: 0, service: 0, node: 0, external: 0, unsynced: 0 })
 
+/** The series of each count, attributed once (not per flush). */
+const series = {
+  pod: Metric.withAttributes(enrichmentHits, { kind: "pod" }),
+  service: Metric.withAttributes(enrichmentHits, { kind: "service" }),
+  node: Metric.withAttributes(enrichmentHits, { kind: "node" }),
+  external: Metric.withAttributes(enrichmentMisses, { kind: "external" }),
+  unsynced: Metric.withAttributes(enrichmentMisses, { kind: "unsynced" })
+}
+const countedKinds = ["pod", "service", "node", "external", "unsynced"] as const
+
 export class Enricher extends Context.Service<Enricher, EnricherShape>()("droptailer/k8s/Enricher") {
   static readonly layer: Layer.Layer<Enricher, never, IpIndex | KubeInformers> = Layer.effect(
     Enricher,
@@ -70,14 +80,9 @@ export class Enricher extends Context.Service<Enricher, EnricherShape>()("dropta
 
       const flush = Effect.suspend(() => {
         const updates: Array<Effect.Effect<void>> = []
-        for (const kind of ["pod", "service", "node"] as const) {
+        for (const kind of countedKinds) {
           const delta = counts[kind] - flushed[kind]
-          if (delta > 0) updates.push(Metric.update(Metric.withAttributes(enrichmentHits, { kind }), delta))
-          flushed[kind] = counts[kind]
-        }
-        for (const kind of ["external", "unsynced"] as const) {
-          const delta = counts[kind] - flushed[kind]
-          if (delta > 0) updates.push(Metric.update(Metric.withAttributes(enrichmentMisses, { kind }), delta))
+          if (delta > 0) updates.push(Metric.update(series[kind], delta))
           flushed[kind] = counts[kind]
         }
         return updates.length === 0 ? Effect.void : Effect.all(updates, { discard: true })

@@ -18,7 +18,7 @@
  *   not fit waits (still aggregating) for the next tick.
  * - After a failed call the sink pauses with jittered exponential backoff (API server down).
  */
-import { Context, Effect, Layer, Metric, Queue, Result, Schedule } from "effect"
+import { Context, Effect, Layer, Metric, Result, Schedule } from "effect"
 import { hostname } from "node:os"
 import type { DropEvent, Endpoint } from "../domain/DropEvent.ts"
 import { formatTimestamp } from "../domain/DropEvent.ts"
@@ -46,14 +46,28 @@ export interface EventsSinkShape {
   readonly stats: Effect.Effect<EventsSinkStats>
 }
 
-/** Occurrences of one kind of drop on one pod (those of one batch with the same key). */
-interface Occurrence {
+/** One kind of drop on one pod: the Event's key and text, built once and shared by its repeats. */
+interface Kind {
+  /** The aggregation key (see `occurrenceKey`). */
   readonly key: string
   readonly namespace: string
   readonly pod: string
   readonly reason: string
   readonly type: "Warning" | "Normal"
   readonly message: string
+  // What the key and the message are made of, for finding the kind again (see `KindIndex`).
+  readonly action: string
+  readonly side: "src" | "dst"
+  readonly protocol: string
+  readonly host: string
+  readonly peerKind: string | undefined
+  readonly peerNamespace: string | undefined
+  readonly peerName: string | undefined
+}
+
+/** Occurrences of one kind of drop on one pod (those of one batch with the same key). */
+interface Occurrence {
+  readonly kind: Kind
   /** Epoch microseconds of the first and the last drop. */
   first: number
   last: number
@@ -61,12 +75,7 @@ interface Occurrence {
 }
 
 interface Aggregate {
-  readonly key: string
-  readonly namespace: string
-  readonly pod: string
-  readonly reason: string
-  readonly type: "Warning" | "Normal"
-  readonly message: string
+  readonly kind: Kind
   /** Our clock (ms) when the window started. */
   readonly windowStart: number
   /** Name of the Event object once created. */
@@ -100,8 +109,8 @@ const occurrenceKey = (event: DropEvent, self: Endpoint, peer: Endpoint, side: "
     peer.ip ?? ""
   }|${event.dst.port ?? ""}|${event.protocol}`
 
-/** The Event on `self` (a pod with namespace and name) for one event. */
-const occurrence = (event: DropEvent, self: Endpoint, peer: Endpoint, side: "src" | "dst", key: string): Occurrence => {
+/** The kind of the Event on `self` (a pod with namespace and name) for one event. */
+const kindOf = (event: DropEvent, self: Endpoint, peer: Endpoint, side: "src" | "dst"): Kind => {
   const drop = event.action === "drop"
   const verb = drop ? "Dropped" : "Accepted"
   const port = event.dst.port
@@ -109,7 +118,7 @@ const occurrence = (event: DropEvent, self: Endpoint, peer: Endpoint, side: "src
   const host = event.host === "" ? "" : ` by firewall ${event.host}`
   const peerText = describePeer(peer)
   return {
-    key,
+    key: occurrenceKey(event, self, peer, side),
     namespace: self.namespace!,
     pod: self.name!,
     reason: drop ? "PacketDrop" : "PacketAccept",
@@ -117,9 +126,60 @@ const occurrence = (event: DropEvent, self: Endpoint, peer: Endpoint, side: "src
     message: side === "src"
       ? `${verb} ${event.protocol} packet to ${peerText}${portText}${host}`
       : `${verb} ${event.protocol} packet from ${peerText} to${portText === "" ? " this pod" : portText}${host}`,
-    first: event.timestamp,
-    last: event.timestamp,
-    count: 1
+    action: event.action,
+    side,
+    protocol: event.protocol,
+    host: event.host,
+    peerKind: peer.kind,
+    peerNamespace: peer.namespace,
+    peerName: peer.name
+  }
+}
+
+/** Whether `kind` is the kind of the Event on `self` for `event` (peer IP, port and pod name already matched). */
+const isKindOf = (kind: Kind, event: DropEvent, self: Endpoint, peer: Endpoint, side: "src" | "dst"): boolean =>
+  kind.action === event.action && kind.side === side && kind.namespace === self.namespace &&
+  kind.protocol === event.protocol && kind.host === event.host && kind.peerKind === peer.kind &&
+  kind.peerNamespace === peer.namespace && kind.peerName === peer.name
+
+const getOrAdd = <K, V>(map: Map<K, V>, key: K, make: () => V): V => {
+  let value = map.get(key)
+  if (value === undefined) {
+    value = make()
+    map.set(key, value)
+  }
+  return value
+}
+
+/**
+ * The kinds seen so far, found without building their key for every drop: by peer IP, destination
+ * port and pod name (strings the event holds already, hashed once), then the few sharing those are
+ * compared field by field. Starts over beyond `max` kinds (a bound on its memory).
+ */
+export class KindIndex {
+  readonly #max: number
+  #byPeer = new Map<string, Map<number | undefined, Map<string, Array<Kind>>>>()
+  #size = 0
+  constructor(max = 20_000) {
+    this.#max = max
+  }
+
+  /** The kind of the Event on `self` (a pod with namespace and name) for `event`. */
+  get(event: DropEvent, self: Endpoint, peer: Endpoint, side: "src" | "dst"): Kind {
+    if (this.#size >= this.#max) {
+      this.#byPeer = new Map()
+      this.#size = 0
+    }
+    const byPort = getOrAdd(this.#byPeer, peer.ip ?? "", () => new Map())
+    const byPod = getOrAdd(byPort, event.dst.port, () => new Map())
+    const kinds = getOrAdd(byPod, self.name!, (): Array<Kind> => [])
+    for (let i = 0; i < kinds.length; i++) {
+      if (isKindOf(kinds[i]!, event, self, peer, side)) return kinds[i]!
+    }
+    const kind = kindOf(event, self, peer, side)
+    kinds.push(kind)
+    this.#size++
+    return kind
   }
 }
 
@@ -127,16 +187,20 @@ const isNamedPod = (e: Endpoint): boolean => e.kind === "pod" && e.namespace !==
 
 /**
  * The Events of a batch: one per pod among src and dst of each event, those with the same key
- * counted together (a batch holds many repeats of few kinds of drop; the message of each kind is
- * built once).
+ * counted together (a batch holds many repeats of few kinds of drop). `kinds` carries the kinds
+ * over from batch to batch: a kind's key and message are built once.
  */
-export const occurrencesOf = (events: ReadonlyArray<DropEvent>, withAccepts = true): Array<Occurrence> => {
+export const occurrencesOf = (
+  events: ReadonlyArray<DropEvent>,
+  withAccepts = true,
+  kinds: KindIndex = new KindIndex()
+): Array<Occurrence> => {
   const byKey = new Map<string, Occurrence>()
   const add = (event: DropEvent, self: Endpoint, peer: Endpoint, side: "src" | "dst") => {
-    const key = occurrenceKey(event, self, peer, side)
-    const seen = byKey.get(key)
+    const kind = kinds.get(event, self, peer, side)
+    const seen = byKey.get(kind.key)
     if (seen === undefined) {
-      byKey.set(key, occurrence(event, self, peer, side, key))
+      byKey.set(kind.key, { kind, first: event.timestamp, last: event.timestamp, count: 1 })
     } else {
       seen.count++
       if (event.timestamp < seen.first) seen.first = event.timestamp
@@ -161,7 +225,9 @@ const tickMillis = 200
 export const makeEventsSink = Effect.fn("EventsSink.make")(function*(settings: KubeSettingsShape) {
   const client = yield* KubeClient
   const index = yield* IpIndex
-  const queue = yield* Queue.dropping<Occurrence>(settings.eventsQueueSize)
+  const kinds = new KindIndex()
+  /** Occurrences offered since the last tick: at most eventsQueueSize, beyond that suppressed. */
+  let queued: Array<Occurrence> = []
   const aggregates = new Map<string, Aggregate>()
   /** Aggregates whose window ended while they still had counts to send. */
   const closing: Array<Aggregate> = []
@@ -182,9 +248,10 @@ export const makeEventsSink = Effect.fn("EventsSink.make")(function*(settings: K
   /** Queues the occurrences of a batch; returns how many drops the full queue refused. */
   const enqueue = (events: ReadonlyArray<DropEvent>): number => {
     let dropped = 0
-    for (const o of occurrencesOf(events, settings.eventsForAccepts)) {
+    for (const o of occurrencesOf(events, settings.eventsForAccepts, kinds)) {
       stats.offered += o.count
-      if (!Queue.offerUnsafe(queue, o)) dropped += o.count
+      if (queued.length < settings.eventsQueueSize) queued.push(o)
+      else dropped += o.count
     }
     return dropped
   }
@@ -206,43 +273,39 @@ export const makeEventsSink = Effect.fn("EventsSink.make")(function*(settings: K
     return true
   }
 
-  const aggregate = (occurrences: ReadonlyArray<Occurrence>, now: number) =>
-    Effect.gen(function*() {
-      let tooMany = 0
-      for (const o of occurrences) {
-        let agg = aggregates.get(o.key)
-        // A window ends for Events that exist; one never created (API down) keeps aggregating.
-        if (agg !== undefined && agg.name !== undefined && now - agg.windowStart >= settings.eventsIntervalMillis) {
-          aggregates.delete(o.key)
-          if (agg.total > agg.sent) closing.push(agg)
-          agg = undefined
-        }
-        if (agg === undefined) {
-          if (aggregates.size >= maxAggregates) {
-            tooMany += o.count
-            continue
-          }
-          aggregates.set(o.key, {
-            key: o.key,
-            namespace: o.namespace,
-            pod: o.pod,
-            reason: o.reason,
-            type: o.type,
-            message: o.message,
-            windowStart: now,
-            name: undefined,
-            total: o.count,
-            sent: 0,
-            first: o.first,
-            last: o.last
-          })
-        } else {
-          agg.total += o.count
-          if (o.last > agg.last) agg.last = o.last
-        }
+  /** Adds occurrences to their aggregates; returns how many drops found no room for a new one. */
+  const aggregate = (occurrences: ReadonlyArray<Occurrence>, now: number): number => {
+    let tooMany = 0
+    for (const o of occurrences) {
+      const key = o.kind.key
+      let agg = aggregates.get(key)
+      // A window ends for Events that exist; one never created (API down) keeps aggregating.
+      if (agg !== undefined && agg.name !== undefined && now - agg.windowStart >= settings.eventsIntervalMillis) {
+        aggregates.delete(key)
+        if (agg.total > agg.sent) closing.push(agg)
+        agg = undefined
       }
-      if (tooMany > 0) yield* suppress("too_many_keys", tooMany)
-    })
+      if (agg === undefined) {
+        if (aggregates.size >= maxAggregates) {
+          tooMany += o.count
+          continue
+        }
+        aggregates.set(key, {
+          kind: o.kind,
+          windowStart: now,
+          name: undefined,
+          total: o.count,
+          sent: 0,
+          first: o.first,
+          last: o.last
+        })
+      } else {
+        agg.total += o.count
+        if (o.last > agg.last) agg.last = o.last
+      }
+    }
+    return tooMany
+  }
 
   const failed = (operation: string, error: KubeApiError) =>
     Effect.gen(function*() {
@@ -259,23 +322,24 @@ export const makeEventsSink = Effect.fn("EventsSink.make")(function*(settings: K
 
   const create = (agg: Aggregate) =>
     Effect.gen(function*() {
-      const name = `${agg.pod}.${Date.now().toString(16)}${(sequence++ % 65_536).toString(16).padStart(4, "0")}`
-      const uid = index.podUid(agg.namespace, agg.pod)
+      const { namespace, pod, reason, message, type } = agg.kind
+      const name = `${pod}.${Date.now().toString(16)}${(sequence++ % 65_536).toString(16).padStart(4, "0")}`
+      const uid = index.podUid(namespace, pod)
       const count = agg.total
       const body = {
         apiVersion: "v1",
         kind: "Event",
-        metadata: { name, namespace: agg.namespace },
+        metadata: { name, namespace },
         involvedObject: {
           apiVersion: "v1",
           kind: "Pod",
-          namespace: agg.namespace,
-          name: agg.pod,
+          namespace,
+          name: pod,
           ...(uid === undefined ? {} : { uid })
         },
-        reason: agg.reason,
-        message: agg.message,
-        type: agg.type,
+        reason,
+        message,
+        type,
         count,
         firstTimestamp: kubeTime(agg.first),
         lastTimestamp: kubeTime(agg.last),
@@ -284,7 +348,7 @@ export const makeEventsSink = Effect.fn("EventsSink.make")(function*(settings: K
         reportingInstance: instance
       }
       const result = yield* Effect.result(
-        client.request({ method: "POST", path: `/api/v1/namespaces/${agg.namespace}/events`, body, timeoutMillis: 10_000 })
+        client.request({ method: "POST", path: `/api/v1/namespaces/${namespace}/events`, body, timeoutMillis: 10_000 })
       )
       if (Result.isFailure(result)) {
         // AlreadyExists: our name collided; the next tick tries another one.
@@ -305,7 +369,7 @@ export const makeEventsSink = Effect.fn("EventsSink.make")(function*(settings: K
       const result = yield* Effect.result(
         client.request({
           method: "PATCH",
-          path: `/api/v1/namespaces/${agg.namespace}/events/${agg.name}`,
+          path: `/api/v1/namespaces/${agg.kind.namespace}/events/${agg.name}`,
           contentType: "application/strategic-merge-patch+json",
           body: { count, lastTimestamp: kubeTime(agg.last) },
           timeoutMillis: 10_000
@@ -332,8 +396,10 @@ export const makeEventsSink = Effect.fn("EventsSink.make")(function*(settings: K
   const tick = (force: boolean) =>
     Effect.gen(function*() {
       const now = Date.now()
-      const taken = yield* Queue.clear(queue)
-      if (taken.length > 0) yield* aggregate(taken, now)
+      const taken = queued
+      queued = []
+      const tooMany = aggregate(taken, now)
+      if (tooMany > 0) yield* suppress("too_many_keys", tooMany)
       if (now < pausedUntil && !force) return
       // New Events first: they carry the news; counts can wait.
       for (const agg of aggregates.values()) {

@@ -83,11 +83,33 @@ const reasonForStatus = (status: number): string =>
 const failQueue = (queue: Queue.Enqueue<WatchEvent, KubeApiError | Cause.Done>, error: KubeApiError) =>
   Queue.failCauseUnsafe(queue, Cause.fail(error))
 
+/**
+ * client-node's agents (one per cluster and user) close the connection after each request: every
+ * Event call would open a connection (and do a TLS handshake). These keep it open; idle ones close
+ * after 30 s, well before the API server's idle timeout (90 s) would close them under a request.
+ */
+const keepAliveAgents = () => ({
+  http: new http.Agent({ keepAlive: true, timeout: 30_000 }),
+  https: new https.Agent({ keepAlive: true, timeout: 30_000 })
+})
+
+/**
+ * Our keep-alive agent in place of client-node's plain one; a proxy agent stays. The TLS material
+ * is in each request's options (re-read per request, as the credentials) and names the agent's
+ * connection pool, so a rotated certificate opens a new connection.
+ */
+const keepingAlive = (
+  agent: https.RequestOptions["agent"],
+  agents: ReturnType<typeof keepAliveAgents>
+): https.RequestOptions["agent"] =>
+  agent?.constructor === https.Agent ? agents.https : agent?.constructor === http.Agent ? agents.http : agent
+
 /** Builds the client over a loaded KubeConfig. */
 export const makeKubeClient = (kc: KubeConfig, source: string): KubeClientShape => {
   const cluster = kc.getCurrentCluster()
   if (cluster === null) throw new Error("the kubeconfig has no current cluster")
   const server = cluster.server.replace(/\/+$/, "")
+  const agents = keepAliveAgents()
 
   const open = (
     method: string,
@@ -103,6 +125,7 @@ export const makeKubeClient = (kc: KubeConfig, source: string): KubeClientShape 
       () => {
         if (aborted) return undefined
         const url = new URL(server + path)
+        options.agent = keepingAlive(options.agent, agents)
         req = (url.protocol === "https:" ? https : http).request(url, options, onResponse)
         req.on("error", onError)
         return req

@@ -7,7 +7,7 @@ import { Effect, Layer, Metric } from "effect"
 import type { DropEvent } from "../domain/DropEvent.ts"
 import { Enricher } from "../k8s/Enricher.ts"
 import { EventsSink } from "../k8s/EventsSink.ts"
-import { BoundedLabel } from "../transport/metrics.ts"
+import { AttributedMetrics, BoundedLabel, type SeriesCount } from "../transport/metrics.ts"
 import { IngestHandler } from "./IngestHandler.ts"
 
 export const serverEventsByNamespace = Metric.counter("droptailer_server_events_by_namespace_total", {
@@ -18,11 +18,12 @@ export const serverEventsByNamespace = Metric.counter("droptailer_server_events_
 
 const srcNamespaces = new BoundedLabel(100)
 const dstNamespaces = new BoundedLabel(100)
+const namespaceSeries = new AttributedMetrics(serverEventsByNamespace)
 
 /** One metric update per distinct (action, src namespace, dst namespace); runs of equal keys are cheap. */
 const countByNamespace = (events: ReadonlyArray<DropEvent>): Effect.Effect<void> => {
-  const counts = new Map<string, { attributes: Record<string, string>; n: number }>()
-  let last: { attributes: Record<string, string>; n: number } | undefined
+  const counts = new Map<string, SeriesCount>()
+  let last: SeriesCount | undefined
   let lastAction = ""
   let lastSrc: string | undefined
   let lastDst: string | undefined
@@ -38,7 +39,7 @@ const countByNamespace = (events: ReadonlyArray<DropEvent>): Effect.Effect<void>
     const key = `${event.action}\u0000${src}\u0000${dst}`
     let entry = counts.get(key)
     if (entry === undefined) {
-      entry = { attributes: { action: event.action, src_namespace: src, dst_namespace: dst }, n: 0 }
+      entry = { series: namespaceSeries.get(key, { action: event.action, src_namespace: src, dst_namespace: dst }), n: 0 }
       counts.set(key, entry)
     }
     entry.n++
@@ -49,7 +50,7 @@ const countByNamespace = (events: ReadonlyArray<DropEvent>): Effect.Effect<void>
   }
   return Effect.forEach(
     counts.values(),
-    ({ attributes, n }) => Metric.update(Metric.withAttributes(serverEventsByNamespace, attributes), n),
+    ({ n, series }) => Metric.update(series, n),
     { discard: true }
   )
 }

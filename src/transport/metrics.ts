@@ -62,8 +62,36 @@ export class BoundedLabel {
   }
 }
 
+/**
+ * One metric's series, each attributed once: `Metric.withAttributes` costs about four updates, and
+ * the attributed metric remembers its series key. The series are few (their labels are bounded).
+ */
+export class AttributedMetrics<Input, State> {
+  readonly #metric: Metric.Metric<Input, State>
+  readonly #byKey = new Map<string, Metric.Metric<Input, State>>()
+  constructor(metric: Metric.Metric<Input, State>) {
+    this.#metric = metric
+  }
+  /** The series with `attributes`, which `key` names. */
+  get(key: string, attributes: Metric.Metric.Attributes): Metric.Metric<Input, State> {
+    let attributed = this.#byKey.get(key)
+    if (attributed === undefined) {
+      attributed = Metric.withAttributes(this.#metric, attributes)
+      this.#byKey.set(key, attributed)
+    }
+    return attributed
+  }
+}
+
+/** A batch's count for one series. */
+export interface SeriesCount {
+  readonly series: Metric.Metric<number, unknown>
+  n: number
+}
+
 const hostLabel = new BoundedLabel(100)
 const protocolLabel = new BoundedLabel(32)
+const receivedSeries = new AttributedMetrics(serverEventsReceived)
 
 export interface ReceivedKey {
   readonly action: string
@@ -77,8 +105,8 @@ export interface ReceivedKey {
  * comparisons each, without building the key.
  */
 export const countReceived = (events: ReadonlyArray<ReceivedKey>): ReadonlyArray<Effect.Effect<void>> => {
-  const counts = new Map<string, { attributes: Record<string, string>; n: number }>()
-  let last: { attributes: Record<string, string>; n: number } | undefined
+  const counts = new Map<string, SeriesCount>()
+  let last: SeriesCount | undefined
   let lastAction = ""
   let lastProtocol = ""
   let lastHost = ""
@@ -93,7 +121,7 @@ export const countReceived = (events: ReadonlyArray<ReceivedKey>): ReadonlyArray
     const key = `${action}\u0000${protocol}\u0000${host}`
     let entry = counts.get(key)
     if (entry === undefined) {
-      entry = { attributes: { action, protocol, host }, n: 0 }
+      entry = { series: receivedSeries.get(key, { action, protocol, host }), n: 0 }
       counts.set(key, entry)
     }
     entry.n++
@@ -103,9 +131,7 @@ export const countReceived = (events: ReadonlyArray<ReceivedKey>): ReadonlyArray
     lastHost = event.host
   }
   const updates: Array<Effect.Effect<void>> = []
-  for (const { attributes, n } of counts.values()) {
-    updates.push(Metric.update(Metric.withAttributes(serverEventsReceived, attributes), n))
-  }
+  for (const { series, n } of counts.values()) updates.push(Metric.update(series, n))
   return updates
 }
 

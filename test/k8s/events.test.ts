@@ -3,8 +3,11 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect } from "effect"
+import * as http from "node:http"
+import type { AddressInfo } from "node:net"
 import { Enricher } from "../../src/k8s/Enricher.ts"
 import { EventsSink } from "../../src/k8s/EventsSink.ts"
+import { kubeConfigForUrl, makeKubeClient } from "../../src/k8s/KubeClient.ts"
 import { KubeInformers } from "../../src/k8s/KubeInformers.ts"
 import type { KubeApiServer } from "../support/kube-api-server.ts"
 import { drop, eventually, kubeApiServer, kubernetesFor, node, owned, pod, service } from "../support/kube-fixtures.ts"
@@ -161,5 +164,29 @@ describe("Kubernetes Events", () => {
       yield* Effect.promise(() => server.start())
       yield* eventually(() => events(server).length === 1 && events(server)[0]!.count === 5, 10_000, "one Event with count 5")
       expect((yield* sink.stats).suppressed).toBe(0)
+    }))
+
+  it.live("Event calls share one kept-alive connection (no connection, nor TLS handshake, per call)", () =>
+    Effect.gen(function*() {
+      let connections = 0
+      const server = yield* Effect.acquireRelease(
+        Effect.promise(() =>
+          new Promise<http.Server>((resolve) => {
+            const s = http.createServer((req, res) => {
+              req.resume()
+              req.on("end", () => res.end("{}"))
+            })
+            s.on("connection", () => connections++)
+            s.listen(0, "127.0.0.1", () => resolve(s))
+          })
+        ),
+        (s) => Effect.promise(() => new Promise<void>((resolve) => s.close(() => resolve())))
+      )
+      const client = makeKubeClient(kubeConfigForUrl(`http://127.0.0.1:${(server.address() as AddressInfo).port}`), "url")
+      for (let i = 0; i < 5; i++) {
+        yield* client.request({ method: "POST", path: "/api/v1/namespaces/shop/events", body: { count: i } })
+        yield* Effect.sleep("20 millis")
+      }
+      expect(connections).toBe(1)
     }))
 })

@@ -2,13 +2,15 @@
  * Pure parts: canonical IPs, the IP index's reuse rules, settings validation, messages.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect } from "effect"
-import { describePeer, occurrencesOf } from "../../src/k8s/EventsSink.ts"
+import { ConfigProvider, Effect, Metric } from "effect"
+import type { DropEvent, Endpoint } from "../../src/domain/DropEvent.ts"
+import { describePeer, KindIndex, occurrencesOf } from "../../src/k8s/EventsSink.ts"
 import { canonicalIp, ipKey } from "../../src/k8s/ip.ts"
 import { IpIndexStore } from "../../src/k8s/IpIndex.ts"
 import { loadKubeSettings, parseDurationMillis } from "../../src/k8s/KubeSettings.ts"
 import type { SlimPod } from "../../src/k8s/resources.ts"
 import { toSlimNode, toSlimPod, toSlimService } from "../../src/k8s/resources.ts"
+import { AttributedMetrics } from "../../src/transport/metrics.ts"
 import { drop } from "../support/kube-fixtures.ts"
 
 describe("canonical IPs (RFC 5952)", () => {
@@ -136,6 +138,36 @@ describe("settings", () => {
     }))
 })
 
+const withPort = (e: Endpoint, port: number | undefined): Endpoint => port === undefined ? e : { ...e, port }
+
+/** What a batch must give: per key, the count, the first and last timestamp and the message of its first drop. */
+const expectedOccurrences = (batch: ReadonlyArray<DropEvent>) => {
+  const byKey = new Map<string, { pod: string; count: number; first: number; last: number; message: string }>()
+  for (const e of batch) {
+    for (const [self, peer, side] of [[e.src, e.dst, "src"], [e.dst, e.src, "dst"]] as const) {
+      if (self.kind !== "pod") continue
+      const key = JSON.stringify([e.action, self.namespace, self.name, side, peer.namespace, peer.name, peer.ip, e.dst.port, e.protocol])
+      const seen = byKey.get(key)
+      if (seen !== undefined) {
+        seen.count++
+        seen.first = Math.min(seen.first, e.timestamp)
+        seen.last = Math.max(seen.last, e.timestamp)
+        continue
+      }
+      const verb = e.action === "drop" ? "Dropped" : "Accepted"
+      const port = e.dst.port === undefined ? "" : ` port ${e.dst.port}`
+      const host = e.host === "" ? "" : ` by firewall ${e.host}`
+      const message = side === "src"
+        ? `${verb} ${e.protocol} packet to ${describePeer(peer)}${port}${host}`
+        : `${verb} ${e.protocol} packet from ${describePeer(peer)} to${port === "" ? " this pod" : port}${host}`
+      byKey.set(key, { pod: self.name!, count: 1, first: e.timestamp, last: e.timestamp, message })
+    }
+  }
+  return [...byKey.values()]
+}
+const occurrenceView = (occurrences: ReturnType<typeof occurrencesOf>) =>
+  occurrences.map((o) => ({ pod: o.kind.pod, count: o.count, first: o.first, last: o.last, message: o.kind.message }))
+
 describe("Event messages", () => {
   it("name the peer by pod, service, node or IP", () => {
     expect(describePeer({ ip: "10.0.0.1", kind: "pod", namespace: "a", name: "b" })).toBe("pod a/b (10.0.0.1)")
@@ -148,7 +180,7 @@ describe("Event messages", () => {
       src: { ip: "10.0.0.1", kind: "pod", namespace: "a", name: "b" },
       dst: { ip: "1.2.3.4", kind: "external" }
     }])
-    expect(icmp.map((o) => o.message)).toEqual(["Dropped ICMP packet to 1.2.3.4 by firewall fw-1"])
+    expect(icmp.map((o) => o.kind.message)).toEqual(["Dropped ICMP packet to 1.2.3.4 by firewall fw-1"])
   })
 
   it("count the repeats of one kind of drop in a batch together, from the first to the last timestamp", () => {
@@ -162,7 +194,7 @@ describe("Event messages", () => {
     })
     const occurrences = occurrencesOf([at(3_000_000), at(1_000_000), at(2_000_000, 443), at(5_000_000)])
     // per event: one Event on the source pod and one on the destination pod; port 443 is another kind
-    expect(occurrences.map((o) => [o.pod, o.count, o.first, o.last, o.message])).toEqual([
+    expect(occurrences.map((o) => [o.kind.pod, o.count, o.first, o.last, o.kind.message])).toEqual([
       ["client", 3, 1_000_000, 5_000_000, "Dropped TCP packet to pod a/web (10.0.0.2) port 80 by firewall fw-1"],
       ["web", 3, 1_000_000, 5_000_000, "Dropped TCP packet from pod a/client (10.0.0.1) to port 80 by firewall fw-1"],
       ["client", 1, 2_000_000, 2_000_000, "Dropped TCP packet to pod a/web (10.0.0.2) port 443 by firewall fw-1"],
@@ -171,4 +203,63 @@ describe("Event messages", () => {
     // accepts only when asked for
     expect(occurrencesOf([{ ...at(1), action: "accept" }], false)).toEqual([])
   })
+
+  it("kinds kept from batch to batch (and started over when too many) give the occurrences of the batch alone", () => {
+    // few pods, peers, ports, hosts and protocols: many repeats and near-repeats (the same pod name
+    // in two namespaces, a pod's IP, namespace and name as a service's, a pod to itself)
+    let seed = 7
+    const pick = <T>(values: ReadonlyArray<T>): T => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31
+      return values[seed % values.length]!
+    }
+    const pods: Array<Endpoint> = [
+      { ip: "10.0.0.1", kind: "pod", namespace: "a", name: "web" },
+      { ip: "10.0.0.2", kind: "pod", namespace: "b", name: "web" },
+      { ip: "10.0.0.3", kind: "pod", namespace: "a", name: "db" }
+    ]
+    const others: Array<Endpoint> = [
+      { ip: "10.96.0.1", kind: "service", namespace: "a", name: "web" },
+      { ip: "10.0.0.1", kind: "service", namespace: "a", name: "web" },
+      { ip: "10.1.0.1", kind: "node", name: "node-1", node: "node-1" },
+      { ip: "10.0.0.1", kind: "external" },
+      { ip: "10.0.0.1" },
+      { ip: "203.0.113.9", kind: "external" },
+      {}
+    ]
+    const endpoints = [...pods, ...others]
+    const event = (timestamp: number): DropEvent => ({
+      ...drop({ src: "", dst: "" }),
+      timestamp,
+      action: pick(["drop", "drop", "accept"] as const),
+      host: pick(["fw-1", "fw-2", ""]),
+      protocol: pick(["TCP", "UDP", "ICMP"]),
+      src: withPort(pick(endpoints), pick([40_000, 40_001, undefined])),
+      dst: withPort(pick(endpoints), pick([80, 443, undefined]))
+    })
+    const kept = new KindIndex()
+    const small = new KindIndex(5)
+    for (let b = 0; b < 100; b++) {
+      const batch = Array.from({ length: 1 + (b % 40) }, (_, i) => event(1_000_000 * b + pick([i, 40 - i])))
+      const want = expectedOccurrences(batch)
+      expect(occurrenceView(occurrencesOf(batch))).toEqual(want)
+      expect(occurrenceView(occurrencesOf(batch, true, kept))).toEqual(want)
+      expect(occurrenceView(occurrencesOf(batch, true, small))).toEqual(want)
+    }
+  })
+})
+
+describe("metrics", () => {
+  it.effect("a series attributed once counts into the same series as one attributed per update", () =>
+    Effect.gen(function*() {
+      const counter = Metric.counter("droptailer_test_attributed_total", { incremental: true })
+      const series = new AttributedMetrics(counter)
+      const a = { action: "drop", src_namespace: "shop", dst_namespace: "none" }
+      const b = { action: "drop", src_namespace: "none", dst_namespace: "shop" }
+      yield* Metric.update(series.get("a", a), 2)
+      yield* Metric.update(Metric.withAttributes(counter, a), 3)
+      yield* Metric.update(series.get("a", a), 4)
+      yield* Metric.update(series.get("b", b), 5)
+      expect((yield* Metric.value(Metric.withAttributes(counter, a))).count).toBe(9)
+      expect((yield* Metric.value(series.get("b", b))).count).toBe(5)
+    }))
 })
