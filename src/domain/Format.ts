@@ -113,19 +113,37 @@ const kVersion = keyBytes("version")
 const kWindow = keyBytes("window")
 const kWorkload = keyBytes("workload")
 
-/** `fields` entries remembered (by position) from the previous line. */
+/** `fields` entries remembered (by position) from earlier lines. */
 const fieldSlots = 64
 
-/** The structs remembered from the previous line (not those inside `inner`, nor the rare or small ones). */
-const SRC = 0
-const DST = 1
-const MAC = 2
-const IP = 3
-const TCP = 4
-const ICMP = 5
-const NO_REUSE = -1
-const roles = 6
-/** Values of one struct in `#snapshots` (IpHeader has the most keys: 11, the workload counts 3). */
+/**
+ * The top-level keys, in Schema order, as segments of a line (`"key":value`, without the comma
+ * before): where each was last written and with what, to copy it when the next line has the same.
+ */
+const S_ACTION = 0
+const S_HOST = 1
+const S_PROTOCOL = 2
+const S_SRC = 3
+const S_DST = 4
+const S_IN = 5
+const S_OUT = 6
+const S_PHYSIN = 7
+const S_PHYSOUT = 8
+const S_MAC = 9
+const S_IP = 10
+const S_TCP = 11
+const S_UDP = 12
+const S_ICMP = 13
+const S_SPI = 14
+const S_MARK = 15
+const S_UID = 16
+const S_GID = 17
+const S_INCOMPLETE = 18
+/** `"fields":{` (its entries are segments of their own, see `fieldSlots`). */
+const S_FIELDS = 19
+const segments = 20
+
+/** Values of one struct segment in `#snapshots` (IpHeader has the most keys: 11, the workload counts 3). */
 const snapshotSlots = 12
 
 /**
@@ -142,18 +160,25 @@ export class JsonLineWriter {
    * the bytes at the same offsets, see `room`).
    */
   #generation = 0
-  /** Per role: a snapshot of the struct last written, where its bytes are, and in which generation. */
-  readonly #snapshots: Array<unknown> = new Array(roles * snapshotSlots).fill(undefined)
-  readonly #structFrom = new Int32Array(roles)
-  readonly #structTo = new Int32Array(roles)
-  readonly #structGeneration = new Int32Array(roles).fill(-1)
+  /** Per top-level segment: where its bytes are, in which generation, and the value (scalars) or a snapshot (structs). */
+  readonly #segmentFrom = new Int32Array(segments)
+  readonly #segmentTo = new Int32Array(segments)
+  readonly #segmentGeneration = new Int32Array(segments).fill(-1)
+  readonly #segmentValue: Array<unknown> = new Array(segments).fill(undefined)
+  readonly #snapshots: Array<unknown> = new Array(segments * snapshotSlots).fill(undefined)
   /** Per position: the `fields` entry last written and where its bytes (`"KEY":"VALUE"`) are. */
   readonly #fieldKeys: Array<string | undefined> = new Array(fieldSlots).fill(undefined)
   readonly #fieldValues: Array<string | undefined> = new Array(fieldSlots).fill(undefined)
   readonly #fieldFrom = new Int32Array(fieldSlots)
   readonly #fieldTo = new Int32Array(fieldSlots)
-  readonly #fieldGeneration = new Int32Array(fieldSlots).fill(-1)
-  /** The run of reused entries being written: their bytes in an earlier line (from..to), and where they go. */
+  /** Slots 0 .. `#fieldsKnown` - 1 were written in generation `#fieldsGeneration`. */
+  #fieldsKnown = 0
+  #fieldsGeneration = -1
+  /**
+   * The run of segments being copied (not yet): their bytes in earlier lines (`#runFrom` ..
+   * `#runTo`, -1: none), and where they go (`#runAt`, which is `pos` until the copy). Anything
+   * written flushes it first.
+   */
   #runFrom = -1
   #runTo = 0
   #runAt = 0
@@ -165,6 +190,7 @@ export class JsonLineWriter {
   reset(): void {
     this.pos = 0
     this.ascii = true
+    this.#runFrom = -1
     this.#generation++
   }
 
@@ -176,23 +202,71 @@ export class JsonLineWriter {
     this.pos += n
   }
 
-  /** Whether a struct of `role` was written in this generation (so its bytes are still there). */
-  #reusable(role: number): boolean {
-    return role >= 0 && this.#structGeneration[role] === this.#generation
+  /** Copies the pending run. */
+  #flush(): void {
+    if (this.#runFrom >= 0) {
+      this.#again(this.#runFrom, this.#runTo)
+      this.#runFrom = -1
+    }
   }
 
-  /** Writes the bytes of the struct of `role` again. */
-  #reuse(role: number): void {
-    const from = this.pos
-    this.#again(this.#structFrom[role]!, this.#structTo[role]!)
-    this.#structFrom[role] = from
-    this.#structTo[role] = this.pos
+  /** Whether segment `segment` was written in this generation (so its bytes are still there). */
+  #known(segment: number): boolean {
+    return this.#segmentGeneration[segment] === this.#generation
   }
 
-  #remember(role: number, from: number): void {
-    this.#structFrom[role] = from
-    this.#structTo[role] = this.pos
-    this.#structGeneration[role] = this.#generation
+  /**
+   * Segment `segment` of the object that starts at `start` is the same as where it was last
+   * written: it joins the run if it followed the run's last segment there, one comma apart.
+   */
+  #same(start: number, segment: number): void {
+    const from = this.#segmentFrom[segment]!
+    const to = this.#segmentTo[segment]!
+    if (this.#runFrom < 0 || from !== this.#runTo + 1) {
+      const first = this.#runFrom < 0 && this.pos === start + 1
+      this.#flush()
+      if (!first) this.byte(0x2c)
+      this.#runFrom = from
+      this.#runAt = this.pos
+    }
+    this.#runTo = to
+    this.#segmentFrom[segment] = this.#runAt + (from - this.#runFrom)
+    this.#segmentTo[segment] = this.#runAt + (to - this.#runFrom)
+  }
+
+  /** Flushes the run and writes `key` (with the comma unless first in the object at `start`); returns where the segment starts. */
+  #open(start: number, key: Uint8Array, more: number): number {
+    const first = this.#runFrom < 0 && this.pos === start + 1
+    this.#flush()
+    const k = key.length
+    let p = this.pos
+    const buf = p + k + more <= this.buf.length ? this.buf : this.room(k + more)
+    const from = first ? p : p + 1
+    for (let i = first ? 1 : 0; i < k; i++) buf[p++] = key[i]!
+    this.pos = p
+    return from
+  }
+
+  /** Segment `segment` was written from `from` to `pos`, with `value`. */
+  #written(segment: number, from: number, value: unknown): void {
+    this.#segmentFrom[segment] = from
+    this.#segmentTo[segment] = this.pos
+    this.#segmentGeneration[segment] = this.#generation
+    this.#segmentValue[segment] = value
+  }
+
+  #stringSegment(start: number, segment: number, key: Uint8Array, s: string): void {
+    if (this.#known(segment) && s === this.#segmentValue[segment]) return this.#same(start, segment)
+    const from = this.#open(start, key, s.length + 2)
+    this.string(s)
+    this.#written(segment, from, s)
+  }
+
+  #numberSegment(start: number, segment: number, key: Uint8Array, n: number): void {
+    if (this.#known(segment) && n === this.#segmentValue[segment]) return this.#same(start, segment)
+    const from = this.#open(start, key, 12)
+    this.number(n)
+    this.#written(segment, from, n)
   }
 
   /** Makes room for `n` more bytes (copies what was written into a bigger buffer). */
@@ -239,6 +313,11 @@ export class JsonLineWriter {
 
   keyStrings(start: number, key: Uint8Array, items: ReadonlyArray<string>): void {
     this.#key(start, key, 2)
+    this.strings(items)
+  }
+
+  /** A JSON array of strings. */
+  strings(items: ReadonlyArray<string>): void {
     this.byte(0x5b)
     for (let i = 0; i < items.length; i++) {
       if (i > 0) this.byte(0x2c)
@@ -326,75 +405,88 @@ export class JsonLineWriter {
 
   /**
    * `fields`: own enumerable keys in their order, as JSON.stringify (which would skip non-string
-   * values: then it is JSON.stringify's). Runs of entries that are the same as the previous
-   * line's at the same positions are copied from there.
+   * values: then it is JSON.stringify's). Runs of entries that are the same as the ones remembered
+   * at the same positions (from earlier lines of this generation) are copied from there.
    */
   fields(fields: Readonly<Record<string, string>>): void {
-    const start = this.pos
+    this.#flush()
     this.byte(0x7b)
-    this.#runFrom = -1
-    let i = 0
+    this.#entries(fields, this.pos)
+    this.byte(0x7d)
+  }
+
+  /** The entries of `fields`, after its `{` (written or pending in the run), which ends at `open` in this line. */
+  #entries(fields: Readonly<Record<string, string>>, open: number): void {
+    // slots below `known` hold an entry written in this generation (whose bytes are still there)
+    const known = this.#fieldsGeneration === this.#generation ? this.#fieldsKnown : 0
+    let n = 0
     if (Object.getPrototypeOf(fields) === Object.prototype && !hasInheritedKeys()) {
       // for-in walks the keys in the order of Object.keys (and of JSON.stringify) from the hidden
       // class's enum cache, without an array; here it sees own keys only
       for (const key in fields) {
-        const value = fields[key]
-        if (typeof value !== "string") return this.#fieldsAsJson(start, fields, i)
-        this.#entry(i++, key, value)
+        if (!this.#entry(n++, key, fields[key], known)) return this.#fieldsAsJson(fields, open)
       }
     } else {
       const keys = Object.keys(fields)
-      for (; i < keys.length; i++) {
-        const value = fields[keys[i]!]
-        if (typeof value !== "string") return this.#fieldsAsJson(start, fields, i)
-        this.#entry(i, keys[i]!, value)
+      for (; n < keys.length; n++) {
+        if (!this.#entry(n, keys[n]!, fields[keys[n]!], known)) return this.#fieldsAsJson(fields, open)
       }
     }
-    if (this.#runFrom >= 0) this.#again(this.#runFrom, this.#runTo)
-    this.byte(0x7d)
+    this.#flush()
+    const remembered = n < fieldSlots ? n : fieldSlots
+    this.#fieldsKnown = remembered > known ? remembered : known
+    this.#fieldsGeneration = this.#generation
   }
 
-  /** Not what the type says (a value that is not a string): JSON.stringify's own rules. */
-  #fieldsAsJson(start: number, fields: Readonly<Record<string, string>>, entries: number): void {
-    // (the entries before were remembered at bytes now overwritten)
-    for (let j = 0; j < entries && j < fieldSlots; j++) this.#fieldGeneration[j] = -1
-    this.pos = start
-    this.utf8(JSON.stringify(fields))
-  }
-
-  /** Entry `i` of `fields` (after `{` or the previous entry). */
-  #entry(i: number, key: string, value: string): void {
-    if (i < fieldSlots && this.#fieldGeneration[i] === this.#generation && key === this.#fieldKeys[i] && value === this.#fieldValues[i]) {
-      const from = this.#fieldFrom[i]!
-      const to = this.#fieldTo[i]!
-      if (this.#runFrom < 0 || from !== this.#runTo + 1) {
-        // (entries i-1 and i of the previous line are one comma apart: else a new run)
-        if (this.#runFrom >= 0) this.#again(this.#runFrom, this.#runTo)
+  /**
+   * Entry `i` (after the `{` or entry i-1): copied when remembered the same at slot i, else
+   * written. False for a value that is not a string (nothing written then).
+   */
+  #entry(i: number, key: string, value: unknown, known: number): boolean {
+    // (a remembered value is a string: equal, it needs no type check; and a string the same
+    // object as the remembered one is not even read)
+    if (i < known && key === this.#fieldKeys[i] && value === this.#fieldValues[i]) {
+      const f = this.#fieldFrom[i]!
+      const t = this.#fieldTo[i]!
+      // entry i-1 and i remembered one comma apart, entry 0 right after the `{` of the run: one run
+      if (this.#runFrom < 0 || f !== this.#runTo + (i > 0 ? 1 : 0)) {
+        this.#flush()
         if (i > 0) this.byte(0x2c)
-        this.#runFrom = from
+        this.#runFrom = f
         this.#runAt = this.pos
       }
-      this.#runTo = to
-      this.#fieldFrom[i] = this.#runAt + (from - this.#runFrom)
-      this.#fieldTo[i] = this.#runAt + (to - this.#runFrom)
-      return
+      this.#runTo = t
+      this.#fieldFrom[i] = this.#runAt + (f - this.#runFrom)
+      this.#fieldTo[i] = this.#runAt + (t - this.#runFrom)
+      return true
     }
-    if (this.#runFrom >= 0) {
-      this.#again(this.#runFrom, this.#runTo)
-      this.#runFrom = -1
-    }
+    if (typeof value !== "string") return false
+    this.#flush()
     if (i > 0) this.byte(0x2c)
-    const from = this.pos
+    const f = this.pos
     this.string(key)
     this.byte(0x3a)
     this.string(value)
     if (i < fieldSlots) {
       this.#fieldKeys[i] = key
       this.#fieldValues[i] = value
-      this.#fieldFrom[i] = from
+      this.#fieldFrom[i] = f
       this.#fieldTo[i] = this.pos
-      this.#fieldGeneration[i] = this.#generation
     }
+    return true
+  }
+
+  /**
+   * Not what the type says (a value that is not a string): JSON.stringify's own rules, from the
+   * `{` that ends at `open` on (instead of the entries before), without the final `}`.
+   */
+  #fieldsAsJson(fields: Readonly<Record<string, string>>, open: number): void {
+    this.#flush()
+    this.pos = open - 1
+    this.utf8(JSON.stringify(fields))
+    this.pos--
+    // (entries remembered in this call are overwritten: forget them all, a rare case)
+    this.#fieldsGeneration = -1
   }
 
   /** The text written since `reset`. */
@@ -403,12 +495,12 @@ export class JsonLineWriter {
   }
 
   /**
-   * The bytes written since `reset`, handed over without a copy: the writer goes on in a new
-   * buffer of `nextSize` bytes (and `reset`s).
+   * The bytes written since `reset`, handed over without a copy: the writer goes on in `next` (a
+   * buffer it may overwrite) or else in a new one of `nextSize` bytes (and `reset`s).
    */
-  take(nextSize: number): Buffer {
+  take(nextSize: number, next?: Buffer): Buffer {
     const chunk = this.buf.subarray(0, this.pos)
-    this.buf = allocate(Math.max(256, nextSize))
+    this.buf = next !== undefined && next.length >= 256 ? next as Utf8Buffer : allocate(Math.max(256, nextSize))
     this.reset()
     return chunk
   }
@@ -420,72 +512,124 @@ export class JsonLineWriter {
     return chunk
   }
 
-  /** One event's JSON line (without the newline). */
+  /**
+   * One event's JSON line (without the newline). A top-level segment the same as where it was last
+   * written (a scalar equal to the value then, a struct equal to its snapshot then) is copied from
+   * there, together with the segments after it that follow it there too (one copy for a run).
+   */
   event(o: DropEvent): void {
+    this.#runFrom = -1
     const start = this.pos
     this.byte(0x7b)
+    const snapshots = this.#snapshots
     if (o.timestamp !== undefined) {
-      this.keyObject(start, kTimestamp)
+      this.#open(start, kTimestamp, 2)
       this.timestamp(o.timestamp)
     }
-    if (o.action !== undefined) this.keyString(start, kAction, o.action)
-    if (o.host !== undefined) this.keyString(start, kHost, o.host)
-    if (o.protocol !== undefined) this.keyString(start, kProtocol, o.protocol)
+    if (o.action !== undefined) this.#stringSegment(start, S_ACTION, kAction, o.action)
+    if (o.host !== undefined) this.#stringSegment(start, S_HOST, kHost, o.host)
+    if (o.protocol !== undefined) this.#stringSegment(start, S_PROTOCOL, kProtocol, o.protocol)
     if (o.src !== undefined) {
-      this.keyObject(start, kSrc)
-      this.endpoint(o.src, SRC)
+      if (this.#known(S_SRC) && sameEndpoint(o.src, snapshots, S_SRC * snapshotSlots)) this.#same(start, S_SRC)
+      else {
+        const from = this.#open(start, kSrc, 2)
+        this.endpoint(o.src)
+        snapshotEndpoint(o.src, snapshots, S_SRC * snapshotSlots)
+        this.#written(S_SRC, from, undefined)
+      }
     }
     if (o.dst !== undefined) {
-      this.keyObject(start, kDst)
-      this.endpoint(o.dst, DST)
+      if (this.#known(S_DST) && sameEndpoint(o.dst, snapshots, S_DST * snapshotSlots)) this.#same(start, S_DST)
+      else {
+        const from = this.#open(start, kDst, 2)
+        this.endpoint(o.dst)
+        snapshotEndpoint(o.dst, snapshots, S_DST * snapshotSlots)
+        this.#written(S_DST, from, undefined)
+      }
     }
-    if (o.in !== undefined) this.keyString(start, kIn, o.in)
-    if (o.out !== undefined) this.keyString(start, kOut, o.out)
-    if (o.physin !== undefined) this.keyString(start, kPhysin, o.physin)
-    if (o.physout !== undefined) this.keyString(start, kPhysout, o.physout)
+    if (o.in !== undefined) this.#stringSegment(start, S_IN, kIn, o.in)
+    if (o.out !== undefined) this.#stringSegment(start, S_OUT, kOut, o.out)
+    if (o.physin !== undefined) this.#stringSegment(start, S_PHYSIN, kPhysin, o.physin)
+    if (o.physout !== undefined) this.#stringSegment(start, S_PHYSOUT, kPhysout, o.physout)
     if (o.mac !== undefined) {
-      this.keyObject(start, kMac)
-      this.mac(o.mac, MAC)
+      if (this.#known(S_MAC) && sameMac(o.mac, snapshots, S_MAC * snapshotSlots)) this.#same(start, S_MAC)
+      else {
+        const from = this.#open(start, kMac, 2)
+        this.mac(o.mac)
+        snapshotMac(o.mac, snapshots, S_MAC * snapshotSlots)
+        this.#written(S_MAC, from, undefined)
+      }
     }
     if (o.ip !== undefined) {
-      this.keyObject(start, kIp)
-      this.ip(o.ip, IP)
+      if (this.#known(S_IP) && sameIp(o.ip, snapshots, S_IP * snapshotSlots)) this.#same(start, S_IP)
+      else {
+        const from = this.#open(start, kIp, 2)
+        this.ip(o.ip)
+        snapshotIp(o.ip, snapshots, S_IP * snapshotSlots)
+        this.#written(S_IP, from, undefined)
+      }
     }
     if (o.tcp !== undefined) {
-      this.keyObject(start, kTcp)
-      this.tcp(o.tcp, TCP)
+      if (this.#known(S_TCP) && sameTcp(o.tcp, snapshots, S_TCP * snapshotSlots)) this.#same(start, S_TCP)
+      else {
+        const from = this.#open(start, kTcp, 2)
+        this.tcp(o.tcp)
+        snapshotTcp(o.tcp, snapshots, S_TCP * snapshotSlots)
+        this.#written(S_TCP, from, undefined)
+      }
     }
     if (o.udp !== undefined) {
-      this.keyObject(start, kUdp)
-      this.udp(o.udp)
+      // (the segment's value: the one key's)
+      const length = o.udp.length
+      if (this.#known(S_UDP) && length === this.#segmentValue[S_UDP]) this.#same(start, S_UDP)
+      else {
+        const from = this.#open(start, kUdp, 2)
+        this.udp(o.udp)
+        this.#written(S_UDP, from, length)
+      }
     }
     if (o.icmp !== undefined) {
-      this.keyObject(start, kIcmp)
-      this.icmp(o.icmp, ICMP)
+      if (this.#known(S_ICMP) && sameIcmp(o.icmp, snapshots, S_ICMP * snapshotSlots)) this.#same(start, S_ICMP)
+      else {
+        const from = this.#open(start, kIcmp, 2)
+        this.icmp(o.icmp)
+        snapshotIcmp(o.icmp, snapshots, S_ICMP * snapshotSlots)
+        this.#written(S_ICMP, from, undefined)
+      }
     }
     if (o.inner !== undefined) {
-      this.keyObject(start, kInner)
+      this.#open(start, kInner, 2)
       this.inner(o.inner)
     }
     if (o.arp !== undefined) {
-      this.keyObject(start, kArp)
+      this.#open(start, kArp, 2)
       this.arp(o.arp)
     }
-    if (o.spi !== undefined) this.keyNumber(start, kSpi, o.spi)
-    if (o.mark !== undefined) this.keyNumber(start, kMark, o.mark)
-    if (o.uid !== undefined) this.keyNumber(start, kUid, o.uid)
-    if (o.gid !== undefined) this.keyNumber(start, kGid, o.gid)
-    if (o.incomplete !== undefined) this.keyNumber(start, kIncomplete, o.incomplete)
-    if (o.unknown !== undefined) this.keyStrings(start, kUnknown, o.unknown)
-    if (o.fields !== undefined) {
-      this.keyObject(start, kFields)
-      this.fields(o.fields)
+    if (o.spi !== undefined) this.#numberSegment(start, S_SPI, kSpi, o.spi)
+    if (o.mark !== undefined) this.#numberSegment(start, S_MARK, kMark, o.mark)
+    if (o.uid !== undefined) this.#numberSegment(start, S_UID, kUid, o.uid)
+    if (o.gid !== undefined) this.#numberSegment(start, S_GID, kGid, o.gid)
+    if (o.incomplete !== undefined) this.#numberSegment(start, S_INCOMPLETE, kIncomplete, o.incomplete)
+    if (o.unknown !== undefined) {
+      this.#open(start, kUnknown, 2)
+      this.strings(o.unknown)
     }
+    if (o.fields !== undefined) {
+      if (this.#known(S_FIELDS)) this.#same(start, S_FIELDS)
+      else {
+        const from = this.#open(start, kFields, 2)
+        this.byte(0x7b)
+        this.#written(S_FIELDS, from, undefined)
+      }
+      // (the segment ends with the `{`, there in this line whether copied or written)
+      this.#entries(o.fields, this.#segmentTo[S_FIELDS]!)
+      this.byte(0x7d)
+    }
+    this.#flush()
     this.byte(0x7d)
   }
 
-  endpoint(o: typeof Endpoint.Type, role: number): void {
-    if (this.#reusable(role) && sameEndpoint(o, this.#snapshots, role * snapshotSlots)) return this.#reuse(role)
+  endpoint(o: typeof Endpoint.Type): void {
     const start = this.pos
     this.byte(0x7b)
     if (o.ip !== undefined) this.keyString(start, kIp, o.ip)
@@ -499,10 +643,6 @@ export class JsonLineWriter {
     }
     if (o.node !== undefined) this.keyString(start, kNode, o.node)
     this.byte(0x7d)
-    if (role >= 0) {
-      snapshotEndpoint(o, this.#snapshots, role * snapshotSlots)
-      this.#remember(role, start)
-    }
   }
 
   workload(o: typeof WorkloadRef.Type): void {
@@ -513,8 +653,7 @@ export class JsonLineWriter {
     this.byte(0x7d)
   }
 
-  mac(o: typeof MacHeader.Type, role: number): void {
-    if (this.#reusable(role) && sameMac(o, this.#snapshots, role * snapshotSlots)) return this.#reuse(role)
+  mac(o: typeof MacHeader.Type): void {
     const start = this.pos
     this.byte(0x7b)
     if (o.dst !== undefined) this.keyString(start, kDst, o.dst)
@@ -522,14 +661,9 @@ export class JsonLineWriter {
     if (o.ethertype !== undefined) this.keyString(start, kEthertype, o.ethertype)
     if (o.raw !== undefined) this.keyString(start, kRaw, o.raw)
     this.byte(0x7d)
-    if (role >= 0) {
-      snapshotMac(o, this.#snapshots, role * snapshotSlots)
-      this.#remember(role, start)
-    }
   }
 
-  ip(o: typeof IpHeader.Type, role: number): void {
-    if (this.#reusable(role) && sameIp(o, this.#snapshots, role * snapshotSlots)) return this.#reuse(role)
+  ip(o: typeof IpHeader.Type): void {
     const start = this.pos
     this.byte(0x7b)
     if (o.version !== undefined) this.keyNumber(start, kVersion, o.version)
@@ -544,14 +678,9 @@ export class JsonLineWriter {
     if (o.trafficClass !== undefined) this.keyString(start, kTrafficClass, o.trafficClass)
     if (o.flowLabel !== undefined) this.keyString(start, kFlowLabel, o.flowLabel)
     this.byte(0x7d)
-    if (role >= 0) {
-      snapshotIp(o, this.#snapshots, role * snapshotSlots)
-      this.#remember(role, start)
-    }
   }
 
-  tcp(o: typeof TcpHeader.Type, role: number): void {
-    if (this.#reusable(role) && sameTcp(o, this.#snapshots, role * snapshotSlots)) return this.#reuse(role)
+  tcp(o: typeof TcpHeader.Type): void {
     const start = this.pos
     this.byte(0x7b)
     if (o.seq !== undefined) this.keyNumber(start, kSeq, o.seq)
@@ -562,10 +691,6 @@ export class JsonLineWriter {
     if (o.urgentPointer !== undefined) this.keyNumber(start, kUrgentPointer, o.urgentPointer)
     if (o.options !== undefined) this.keyString(start, kOptions, o.options)
     this.byte(0x7d)
-    if (role >= 0) {
-      snapshotTcp(o, this.#snapshots, role * snapshotSlots)
-      this.#remember(role, start)
-    }
   }
 
   udp(o: typeof UdpHeader.Type): void {
@@ -575,8 +700,7 @@ export class JsonLineWriter {
     this.byte(0x7d)
   }
 
-  icmp(o: typeof IcmpHeader.Type, role: number): void {
-    if (this.#reusable(role) && sameIcmp(o, this.#snapshots, role * snapshotSlots)) return this.#reuse(role)
+  icmp(o: typeof IcmpHeader.Type): void {
     const start = this.pos
     this.byte(0x7b)
     if (o.type !== undefined) this.keyNumber(start, kType, o.type)
@@ -587,10 +711,6 @@ export class JsonLineWriter {
     if (o.gateway !== undefined) this.keyString(start, kGateway, o.gateway)
     if (o.mtu !== undefined) this.keyNumber(start, kMtu, o.mtu)
     this.byte(0x7d)
-    if (role >= 0) {
-      snapshotIcmp(o, this.#snapshots, role * snapshotSlots)
-      this.#remember(role, start)
-    }
   }
 
   inner(o: typeof InnerPacket.Type): void {
@@ -599,19 +719,19 @@ export class JsonLineWriter {
     if (o.protocol !== undefined) this.keyString(start, kProtocol, o.protocol)
     if (o.src !== undefined) {
       this.keyObject(start, kSrc)
-      this.endpoint(o.src, NO_REUSE)
+      this.endpoint(o.src)
     }
     if (o.dst !== undefined) {
       this.keyObject(start, kDst)
-      this.endpoint(o.dst, NO_REUSE)
+      this.endpoint(o.dst)
     }
     if (o.ip !== undefined) {
       this.keyObject(start, kIp)
-      this.ip(o.ip, NO_REUSE)
+      this.ip(o.ip)
     }
     if (o.tcp !== undefined) {
       this.keyObject(start, kTcp)
-      this.tcp(o.tcp, NO_REUSE)
+      this.tcp(o.tcp)
     }
     if (o.udp !== undefined) {
       this.keyObject(start, kUdp)
@@ -619,7 +739,7 @@ export class JsonLineWriter {
     }
     if (o.icmp !== undefined) {
       this.keyObject(start, kIcmp)
-      this.icmp(o.icmp, NO_REUSE)
+      this.icmp(o.icmp)
     }
     if (o.incomplete !== undefined) this.keyNumber(start, kIncomplete, o.incomplete)
     this.byte(0x7d)
