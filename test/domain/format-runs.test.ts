@@ -13,6 +13,7 @@ import fc from "fast-check"
 import { type DropEvent, encodeDropEventJson } from "../../src/domain/DropEvent.ts"
 import { formatJsonLine, JsonLineWriter } from "../../src/domain/Format.ts"
 import { defaultPrefixes, parseLine } from "../../src/domain/Parser.ts"
+import { writeAll } from "../support/json-lines.ts"
 import { allLines } from "./lines.ts"
 
 const bases: ReadonlyArray<DropEvent> = allLines.map((text, i) => {
@@ -122,15 +123,6 @@ const strings = fc.oneof(
 
 /** A fresh writer per line: no reuse across lines. */
 const alone = (e: DropEvent): string => formatJsonLine(e)
-
-const writeAll = (writer: JsonLineWriter, events: ReadonlyArray<DropEvent>): string => {
-  writer.reset()
-  for (const e of events) {
-    writer.event(e)
-    writer.byte(10)
-  }
-  return writer.buf.toString("utf8", 0, writer.pos)
-}
 
 describe("JsonLineWriter runs of copied segments", () => {
   it("writes each line of a sequence as written alone, whatever segments appear, disappear or change", () => {

@@ -20,6 +20,7 @@ import { formatJsonLine, JsonLineWriter } from "../../src/domain/Format.ts"
 import { defaultPrefixes, parseLine } from "../../src/domain/Parser.ts"
 import { IngestHandler } from "../../src/server/IngestHandler.ts"
 import { StdoutIngestHandler } from "../../src/server/StdoutIngestHandler.ts"
+import { writeAll } from "../support/json-lines.ts"
 import { allLines } from "./lines.ts"
 
 // ---- the previous implementation (object copy + JSON.stringify), the oracle for what the Schema refuses ----
@@ -208,15 +209,6 @@ const changed = (base: DropEvent, change: number, value: string, n: number): Dro
     default:
       return { ...base, fields: Object.fromEntries(Object.entries(base.fields).map(([k, v], i) => [k, i === n % 3 ? value : v])) }
   }
-}
-
-const writeAll = (writer: JsonLineWriter, events: ReadonlyArray<DropEvent>): string => {
-  writer.reset()
-  for (const e of events) {
-    writer.event(e)
-    writer.byte(10)
-  }
-  return writer.buf.toString("utf8", 0, writer.pos)
 }
 
 describe("JsonLineWriter", () => {
