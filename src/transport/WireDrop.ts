@@ -13,6 +13,7 @@
  * `WireDropSchema` states the same contract as a Schema; the tests check the two agree.
  */
 import { Result, Schema } from "effect"
+import { hashIdBytes } from "./DedupWindow.ts"
 
 export interface WireLimits {
   /** Events in one PushBatch. */
@@ -44,8 +45,13 @@ export interface Rejection {
 /** One checked Drop as the server uses it. */
 export interface WireDrop {
   readonly timestamp: { readonly seconds: number; readonly nanos: number }
-  readonly fields: Record<string, string>
+  readonly fields: Readonly<Record<string, string>>
   readonly eventId: string
+  /**
+   * `hashId(eventId)` when the decoder computed it from the id's bytes (ASCII ids), for the
+   * de-duplication window; else undefined (the window hashes the string).
+   */
+  readonly idHash?: number | undefined
   readonly host: string
   readonly message: string
 }
@@ -239,6 +245,28 @@ class Reader {
     }
     return text
   }
+  /** `hashId` of the id just read by `eventId`, when it was ASCII. */
+  idHash: number | undefined = undefined
+  /** The event id: as `string`, and for an ASCII id (our clients') also its hash, from the bytes. */
+  eventId(max: number): string {
+    const buf = this.buf
+    const at = this.pos
+    const length = this.varint32()
+    const start = this.pos
+    const end = this.end(length)
+    if (length > 0 && length <= max) {
+      let i = start
+      while (i < end && buf[i]! < 0x80) i++
+      if (i === end) {
+        this.pos = end
+        this.idHash = hashIdBytes(buf, start, end)
+        return buf.latin1Slice(start, end)
+      }
+    }
+    this.pos = at
+    this.idHash = undefined
+    return this.string(max, EVENT_ID)
+  }
   /**
    * A map key or value or the host (`slot`: see `cachedBytes`; -1: none), from the cache when the
    * bytes are the same as last time.
@@ -329,8 +357,30 @@ const maxTemplateEntries = 64
 const maxTemplateString = 64
 const templates: Array<FieldsTemplate | undefined> = new Array(maxTemplateEntries + 1).fill(undefined)
 
+/**
+ * The map of a Drop that carries only `ACTION=drop` or `ACTION=accept` (what our client sends in a
+ * PushBatch when the server can rebuild the map from the message): one shared, frozen object each,
+ * instead of a copy per Drop. Whoever puts a Drop's map into an event copies these first
+ * (`ownFields`).
+ */
+const dropOnly: Readonly<Record<string, string>> = Object.freeze({ ACTION: "drop" })
+const acceptOnly: Readonly<Record<string, string>> = Object.freeze({ ACTION: "accept" })
+
+/** Whether `fields` is one of the decoder's shared ACTION-only maps. */
+export const isSharedActionMap = (fields: Readonly<Record<string, string>>): boolean =>
+  fields === dropOnly || fields === acceptOnly
+
+/** `fields`, or a copy of it if it is a shared ACTION-only map (to be given to an event). */
+export const ownFields = (fields: Readonly<Record<string, string>>): Record<string, string> =>
+  isSharedActionMap(fields) ? { ...fields } : fields
+
 /** The map of the `count` entries in `entryKeys`/`entryValues`, as `setField` in their order would build it. */
 const fieldsOf = (count: number): Record<string, string> => {
+  if (count === 1 && entryKeys[0] === "ACTION") {
+    const value = entryValues[0]
+    if (value === "drop") return dropOnly
+    if (value === "accept") return acceptOnly
+  }
   const template = count <= maxTemplateEntries ? templates[count] : undefined
   if (template !== undefined) {
     const keys = template.keys
@@ -367,6 +417,7 @@ const decodeDrop = (r: Reader, end: number, limits: WireLimits): WireDrop => {
   let timestamp: { seconds: number; nanos: number } | undefined
   let count = 0
   let eventId = ""
+  let idHash: number | undefined = undefined
   let host = ""
   let message = ""
   while (r.pos < end) {
@@ -412,7 +463,8 @@ const decodeDrop = (r: Reader, end: number, limits: WireLimits): WireDrop => {
         break
       }
       case 26:
-        eventId = r.string(limits.maxIdLength, EVENT_ID)
+        eventId = r.eventId(limits.maxIdLength)
+        idHash = r.idHash
         break
       case 34:
         host = r.cached(hostSlot, limits.maxIdLength, HOST)
@@ -435,7 +487,7 @@ const decodeDrop = (r: Reader, end: number, limits: WireLimits): WireDrop => {
     throw new Refused("malformed", `${where(r)}: timestamp out of range`)
   }
   if (count === 0) throw new Refused("missing_fields", `${where(r)}: fields is empty`)
-  return { timestamp, fields: fieldsOf(count), eventId, host, message }
+  return { timestamp, fields: fieldsOf(count), eventId, idHash, host, message }
 }
 
 /** google.protobuf.Timestamp's range: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z. */

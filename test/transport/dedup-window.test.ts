@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import fc from "fast-check"
-import { DedupWindow } from "../../src/transport/DedupWindow.ts"
+import { DedupWindow, hashId, hashIdBytes } from "../../src/transport/DedupWindow.ts"
 
 class ModelWindow {
   readonly ring: Array<string | undefined> = []
@@ -59,11 +59,18 @@ class Model {
 
 type Op = readonly ["add" | "has" | "remove", string, string]
 
-const run = (perHost: number, maxHosts: number, ops: ReadonlyArray<Op>): void => {
+/**
+ * `hashed`: adds of ASCII ids pass the id's hash as the request decoder does (`hashIdBytes` of
+ * the id's bytes, placed in a larger buffer); otherwise the window hashes the string.
+ */
+const run = (perHost: number, maxHosts: number, ops: ReadonlyArray<Op>, hashed = false): void => {
   const window = new DedupWindow(perHost, maxHosts)
   const model = new Model(perHost, maxHosts)
   for (const [op, host, id] of ops) {
-    if (op === "add") expect(window.add(host, id)).toBe(model.add(host, id))
+    if (op === "add" && hashed && Buffer.byteLength(id) === id.length) {
+      const bytes = Buffer.from(`..${id}..`, "latin1")
+      expect(window.add(host, id, hashIdBytes(bytes, 2, 2 + id.length))).toBe(model.add(host, id))
+    } else if (op === "add") expect(window.add(host, id)).toBe(model.add(host, id))
     else if (op === "has") expect(window.has(host, id)).toBe(model.has(host, id))
     else {
       window.remove(host, id)
@@ -105,6 +112,52 @@ describe("DedupWindow", () => {
         run(perHost, 2, ops)
       }),
       { numRuns: 40 }
+    )
+  })
+
+  it("answers as the model for runs of numbered ids (several prefixes, digits carrying over, leading zeros), hashed from bytes or not", () => {
+    const prefixes = ["4f8e2a1c9b7d4e3fa2c5b6d7e8f90123-", "s=x;i=", "x-", "x-1", "", "id 7-"]
+    const starts = [0, 5, 999_999_990, 99_999_995, 123_456_789_012]
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 600 }),
+        fc.array(fc.tuple(fc.constantFrom(...prefixes), fc.constantFrom(...starts), fc.integer({ min: 1, max: 400 }), fc.boolean()), { minLength: 1, maxLength: 6 }),
+        fc.integer({ min: 0, max: 1_000_000 }),
+        fc.boolean(),
+        (perHost, runs, seed, hashed) => {
+          let state = seed
+          const random = (n: number) => {
+            state = (Math.imul(state, 1103515245) + 12345) >>> 0
+            return state % n
+          }
+          const ops: Array<Op> = []
+          for (const [prefix, start, length, padded] of runs) {
+            for (let i = 0; i < length; i++) {
+              const n = start + i
+              const id = prefix + (padded ? String(n).padStart(12, "0") : String(n))
+              ops.push(["add", "h1", id])
+              // retransmits of recent ids, lookups and removals in between
+              const r = random(100)
+              if (r < 10) ops.push(["add", "h1", prefix + String(start + random(i + 1))])
+              else if (r < 13) ops.push(["has", "h1", prefix + String(start + random(i + 1))])
+              else if (r < 15) ops.push(["remove", "h1", prefix + String(start + random(i + 1))])
+            }
+          }
+          run(perHost, 1, ops, hashed)
+        }
+      ),
+      { numRuns: 150 }
+    )
+  })
+
+  it("hashes an ASCII id's bytes as its string (the decoder's hashes are the window's)", () => {
+    const char = fc.oneof(fc.constantFrom(..."0123456789"), fc.constantFrom(..."0123456789"), fc.integer({ min: 0, max: 127 }).map((c) => String.fromCharCode(c)))
+    fc.assert(
+      fc.property(fc.array(char, { maxLength: 60 }).map((a) => a.join("")), fc.nat(5), (id, offset) => {
+        const bytes = Buffer.concat([Buffer.alloc(offset, 0x39), Buffer.from(id, "latin1"), Buffer.from("77")])
+        expect(hashIdBytes(bytes, offset, offset + id.length)).toBe(hashId(id))
+      }),
+      { numRuns: 5000 }
     )
   })
 })

@@ -10,7 +10,8 @@ import type { DropEvent } from "../../src/domain/DropEvent.ts"
 import { formatJsonLine } from "../../src/domain/Format.ts"
 import { eventFromFields, maxLineLength, parseLine, type Prefixes } from "../../src/domain/Parser.ts"
 import { eventOfDrop } from "../../src/transport/IngestServer.ts"
-import type { WireDrop } from "../../src/transport/WireDrop.ts"
+import { Drop } from "../../src/transport/generated/droptailer.ts"
+import { makeWireDecoder, type WireDrop } from "../../src/transport/WireDrop.ts"
 import { allLines } from "../domain/lines.ts"
 
 /** What eventOfDrop did before: parseLine with the message's prefix (what precedes `IN=`) as the only one. */
@@ -97,6 +98,28 @@ describe("eventOfDrop", () => {
         check(drop(message, i++, { ACTION: action, HOST: "from-map" }, ""), `${what} (host from the map)`)
       }
       check(drop(message, i++, { SRC: "9.9.9.9", PROTO: "TCP" }, ""), `no ACTION: ${JSON.stringify(message.slice(0, 120))}`)
+    }
+  })
+
+  it("the same for Drops decoded with only ACTION (one shared map): the events, and a map of their own when the map is used", () => {
+    const decoder = makeWireDecoder()
+    const odd = ["just words, no netfilter fields", "", "nftables-metal-dropped: IN="]
+    let i = 0
+    for (const message of [...messages.slice(0, 40), ...odd]) {
+      for (const action of ["drop", "accept"]) {
+        const plain = drop(message, i++, { ACTION: action })
+        const bytes = Buffer.from(Drop.encode({ ...plain, fields: { ACTION: action } }).finish())
+        const decoded = decoder.single(bytes)
+        if (decoded._tag !== "Success") throw new Error(decoded.failure.reason)
+        const what = `${action}: ${JSON.stringify(message.slice(0, 80))}`
+        const actual = eventOfDrop(decoded.success, () => "peer-cn")
+        assert.deepStrictEqual(actual, eventOfDrop(plain, () => "peer-cn"), what)
+        // whatever path built it, the event's map can be changed without touching other Drops
+        assert.isFalse(Object.isFrozen(actual.fields), what)
+        ;(actual.fields as Record<string, string>).ACTION = "changed"
+        const again = decoder.single(bytes)
+        assert.strictEqual(again._tag === "Success" && again.success.fields.ACTION, action, what)
+      }
     }
   })
 
