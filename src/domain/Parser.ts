@@ -7,9 +7,10 @@
  * keys repeat the outer packet's. The parser is a hand-written tokenizer (no regex, no Schema)
  * over the line's codes in a typed array (see `codesOf`): it runs for every kernel line the client
  * reads, so it has to do ~1M lines/s. The usual head of a line, and the usual TCP or UDP rest after
- * it, are read by straight-line code first (`readHead`, `readTail`), common values are shared
- * constants instead of slices (`decimalText` and friends); both give exactly what the token loop
- * gives.
+ * it, are found by straight-line code first (`readHead`, `readTail`), and such a line's event is
+ * made straight from where its values are (`fastEvent`: no token loop, no packet); common values
+ * are shared constants instead of slices (`decimalText` and friends), and recent MAC headers
+ * shared texts (`macSlotOf`). All of it gives exactly what the token loop gives.
  */
 import type { Action, DropEvent } from "./DropEvent.ts"
 import { canonicalIp, canonicalKernelIpv6At } from "./Ip.ts"
@@ -186,6 +187,8 @@ class Packet {
   macSrc: string | undefined = undefined
   macDst: string | undefined = undefined
   macProto: string | undefined = undefined
+  /** The slot of `macSlotOf` that holds `mac` and its parts, -1: none. */
+  macSlot = -1
   arp = false
   htype = -1
   ptype: string | undefined = undefined
@@ -463,6 +466,7 @@ const applyKv = (
     case 5 /* MAC */:
       // 14 bytes (`dd:dd:dd:dd:dd:dd:ss:ss:ss:ss:ss:ss:tt:tt`): the EtherType's text, shared when common
       p.macEtherType = to - from === 41 ? etherTypeText(b, from + 36) : undefined
+      p.macSlot = -1 // (not the head's MAC, if there was one)
       return (p.mac = textOf(text, from, to))
     case 6 /* MACSRC */: { // link layer (`log flags ether`) before ARP, ARP payload after it
       const value = textOf(text, from, to)
@@ -918,6 +922,10 @@ const codeBuffer = new Uint8Array(maxLineLength)
 
 /** `codeBuffer`'s memory 4 codes at a time (see `printableRun`). */
 const codeBufferWords = new Int32Array(codeBuffer.buffer)
+const codeBufferView = new DataView(codeBuffer.buffer)
+
+/** The codes `b` as a DataView (the same memory). */
+const viewOf = (b: Uint8Array): DataView => (b === codeBuffer ? codeBufferView : new DataView(b.buffer, b.byteOffset, b.length))
 
 /** The codes `b` 4 at a time (the same memory; a tail of fewer than 4 is left out). */
 const wordsOf = (b: Uint8Array): Int32Array => (b === codeBuffer ? codeBufferWords : new Int32Array(b.buffer, 0, b.length >> 2))
@@ -972,32 +980,51 @@ const badCharacter = (scan: Scan, c: number, i: number): boolean => {
 // ---------------------------------------------------------------------------------------------
 // The head of a kernel line, `IN= OUT= [MAC=] SRC= DST=` then the IPv4 (`LEN= TOS= PREC= TTL= ID=`)
 // or IPv6 (`LEN= TC= HOPLIMIT= FLOWLBL=`) header, comes in this order with single spaces on nearly
-// every line: straight-line code reads it, without a token lookup per key, and makes its wire-map
-// keys with one object literal instead of ten property additions. On anything else (another
-// order, tabs, a character outside printable ASCII) it takes nothing, and the token loop reads the
-// line from the start; either way the same packet and map come out.
+// every line, and so does the usual TCP or UDP rest after it. Straight-line code finds them
+// (`readHead`, `readTail`: where each value is, nothing else) without a token lookup per key. When
+// both are there and every number in them is one, `fastEvent` makes the event straight from
+// those places: no scan state, no packet, every object as one literal. When only the head is
+// there (ICMP, options, ...), `applyHead` puts it into the scan and the token loop reads the rest.
+// On anything else (another order, tabs, a character outside printable ASCII) the token loop
+// reads the line from the start; whichever way, the same event comes out.
 
-const codesOfKey = (key: string): Uint8Array => Uint8Array.from(key, (c) => c.charCodeAt(0))
-const keyIn = codesOfKey("IN=")
-const keyOut = codesOfKey(" OUT=")
-const keyMac = codesOfKey(" MAC=")
-const keySrc = codesOfKey(" SRC=")
-const keyDst = codesOfKey(" DST=")
-const keyLen = codesOfKey(" LEN=")
-const keyTos = codesOfKey(" TOS=")
-const keyPrec = codesOfKey(" PREC=")
-const keyTtl = codesOfKey(" TTL=")
-const keyId = codesOfKey(" ID=")
-const keyTc = codesOfKey(" TC=")
-const keyHoplimit = codesOfKey(" HOPLIMIT=")
-const keyFlowlbl = codesOfKey(" FLOWLBL=")
+/**
+ * A key the head or tail looks for (4 to 12 characters: a space, the name, `=`) as little-endian
+ * 32-bit words of its codes: the first 4, the last 4 (overlapping the first for keys under 8) and
+ * the 4 after the first 4 (for keys over 8). `keyAt` compares 2 or 3 words instead of every code.
+ */
+class Key {
+  readonly length: number
+  readonly first: number
+  readonly last: number
+  readonly middle: number
+  constructor(text: string) {
+    const word = (at: number): number =>
+      text.charCodeAt(at) | (text.charCodeAt(at + 1) << 8) | (text.charCodeAt(at + 2) << 16) | (text.charCodeAt(at + 3) << 24)
+    this.length = text.length
+    this.first = word(0)
+    this.last = word(text.length - 4)
+    this.middle = text.length > 8 ? word(4) : 0
+  }
+}
+const keyOut = new Key(" OUT=")
+const keyMac = new Key(" MAC=")
+const keySrc = new Key(" SRC=")
+const keyDst = new Key(" DST=")
+const keyLen = new Key(" LEN=")
+const keyTos = new Key(" TOS=")
+const keyPrec = new Key(" PREC=")
+const keyTtl = new Key(" TTL=")
+const keyId = new Key(" ID=")
+const keyTc = new Key(" TC=")
+const keyHoplimit = new Key(" HOPLIMIT=")
+const keyFlowlbl = new Key(" FLOWLBL=")
 
-/** Whether `b[i..n)` starts with `key`; then the value starts at `i + key.length`. */
-const keyAt = (b: Uint8Array, i: number, n: number, key: Uint8Array): boolean => {
+/** Whether `b[i..n)` (also in `v`, see `viewOf`) starts with `key`; then the value starts at `i + key.length`. */
+const keyAt = (v: DataView, i: number, n: number, key: Key): boolean => {
   const length = key.length
-  if (i + length > n) return false
-  for (let k = 0; k < length; k++) if (b[i + k] !== key[k]) return false
-  return true
+  return i + length <= n && v.getInt32(i, true) === key.first && v.getInt32(i + length - 4, true) === key.last &&
+    (length <= 8 || v.getInt32(i + 4, true) === key.middle)
 }
 
 /** End of the value at `b[i..)`: the next space or `n`; -1 at a character outside printable ASCII. */
@@ -1010,9 +1037,88 @@ const valueEnd = (b: Uint8Array, i: number, n: number): number => {
   return n
 }
 
+/** The value `decimalEnd` read last: a decimal of up to 15 digits, or -1. */
+let decimal = -1
+
+/** `valueEnd`, reading the value as a decimal on the way (into `decimal`: `decimalAt`'s answer). */
+const decimalEnd = (b: Uint8Array, i: number, n: number): number => {
+  const from = i
+  let value = 0
+  for (; i < n; i++) {
+    const c = b[i]!
+    const digit = c - 48
+    if (digit >= 0 && digit <= 9) value = value * 10 + digit
+    else if (c === 32) break
+    else {
+      decimal = -1
+      return valueEnd(b, i, n)
+    }
+  }
+  decimal = i === from || i - from > 15 ? -1 : value
+  return i
+}
+
 /** `valueEnd` for the long values (MAC, addresses): 4 codes at a time first. */
 const longValueEnd = (b: Uint8Array, words: Int32Array, i: number, n: number): number =>
   valueEnd(b, printableRun(b, words, i, n), n)
+
+/**
+ * Where `readHead` and `readTail` found the values of the line being parsed (each `from`..`to`
+ * in its codes); valid until the next line. One object with small-integer fields: V8 keeps them
+ * unboxed, in place.
+ */
+class Places {
+  inFrom = 0
+  inTo = 0
+  outFrom = 0
+  outTo = 0
+  /** -1: no `MAC=`. */
+  macFrom = -1
+  macTo = -1
+  srcFrom = 0
+  srcTo = 0
+  dstFrom = 0
+  dstTo = 0
+  lenFrom = 0
+  lenTo = 0
+  /** The numbers (`decimalAt`'s answers): LEN, TTL or HOPLIMIT, ID (IPv4). */
+  length = -1
+  ttl = -1
+  id = -1
+  /** The IPv4 header (TOS PREC TTL ID), else the IPv6 one (TC HOPLIMIT FLOWLBL). */
+  v4 = true
+  /** TOS / TC, PREC / HOPLIMIT, TTL / FLOWLBL, ID (IPv4 only). */
+  aFrom = 0
+  aTo = 0
+  bFrom = 0
+  bTo = 0
+  cFrom = 0
+  cTo = 0
+  dFrom = 0
+  dTo = 0
+  // the tail
+  df = false
+  tcp = true
+  sptFrom = 0
+  sptTo = 0
+  dptFrom = 0
+  dptTo = 0
+  /** WINDOW (TCP) or LEN (UDP). */
+  tFrom = 0
+  tTo = 0
+  /** The numbers of the tail: SPT, DPT, WINDOW or LEN, URGP. */
+  spt = -1
+  dpt = -1
+  t = -1
+  urgp = -1
+  resFrom = 0
+  resTo = 0
+  urgpFrom = 0
+  urgpTo = 0
+  /** The TCP flag words, as bits of `Packet#tcpFlags` (`tcpFlagNames` order). */
+  tcpFlags = 0
+}
+const places = new Places()
 
 /** Wire-map ids the head stores (all below 32: `seenLow` bits). */
 const headV4Seen = (1 << 1) | (1 << 2) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12) | (1 << 13) | (1 << 14) | (1 << 15)
@@ -1020,87 +1126,171 @@ const headV6Seen = (1 << 1) | (1 << 2) | (1 << 9) | (1 << 10) | (1 << 11) | (1 <
 const macSeen = 1 << 5
 
 /**
- * Reads the head of `b[from..n)` into the scan (packet, wire map, seen names) and returns where it
- * ended (a space or `n`), or `from` when the line does not start that way (nothing is changed).
+ * Finds the head of `b[from..n)` (into `places`) and returns where it ended (a space or `n`), or
+ * -1 when the line does not start that way.
  */
-const readHead = (scan: Scan, b: Uint8Array, words: Int32Array, from: number, n: number): number => {
-  if (!keyAt(b, from, n, keyIn)) return from
+const readHead = (b: Uint8Array, v: DataView, words: Int32Array, from: number, n: number): number => {
+  if (from + 3 > n || b[from] !== 73 || b[from + 1] !== 78 || b[from + 2] !== 61) return -1 // IN=
   const inFrom = from + 3
   const inTo = valueEnd(b, inFrom, n)
-  if (inTo < 0 || !keyAt(b, inTo, n, keyOut)) return from
+  if (inTo < 0 || !keyAt(v, inTo, n, keyOut)) return -1
   const outFrom = inTo + 5
   const outTo = valueEnd(b, outFrom, n)
-  if (outTo < 0) return from
+  if (outTo < 0) return -1
   let macFrom = -1
   let macTo = -1
   let i = outTo
-  if (keyAt(b, i, n, keyMac)) {
+  if (keyAt(v, i, n, keyMac)) {
     macFrom = i + 5
     macTo = longValueEnd(b, words, macFrom, n)
-    if (macTo < 0) return from
+    if (macTo < 0) return -1
     i = macTo
   }
-  if (!keyAt(b, i, n, keySrc)) return from
+  if (!keyAt(v, i, n, keySrc)) return -1
   const srcFrom = i + 5
   const srcTo = longValueEnd(b, words, srcFrom, n)
-  if (srcTo < 0 || !keyAt(b, srcTo, n, keyDst)) return from
+  if (srcTo < 0 || !keyAt(v, srcTo, n, keyDst)) return -1
   const dstFrom = srcTo + 5
   const dstTo = longValueEnd(b, words, dstFrom, n)
-  if (dstTo < 0 || !keyAt(b, dstTo, n, keyLen)) return from
+  if (dstTo < 0 || !keyAt(v, dstTo, n, keyLen)) return -1
   const lenFrom = dstTo + 5
-  const lenTo = valueEnd(b, lenFrom, n)
-  if (lenTo < 0) return from
+  const lenTo = decimalEnd(b, lenFrom, n)
+  if (lenTo < 0) return -1
+  const length = decimal
   // the IPv4 header (TOS PREC TTL ID) or the IPv6 one (TC HOPLIMIT FLOWLBL): three or four values
-  const v4 = keyAt(b, lenTo, n, keyTos)
-  if (!v4 && !keyAt(b, lenTo, n, keyTc)) return from
+  const v4 = keyAt(v, lenTo, n, keyTos)
+  if (!v4 && !keyAt(v, lenTo, n, keyTc)) return -1
   const aFrom = lenTo + (v4 ? 5 : 4) // TOS / TC
   const aTo = valueEnd(b, aFrom, n)
-  if (aTo < 0 || !keyAt(b, aTo, n, v4 ? keyPrec : keyHoplimit)) return from
+  if (aTo < 0 || !keyAt(v, aTo, n, v4 ? keyPrec : keyHoplimit)) return -1
   const bFrom = aTo + (v4 ? 6 : 10) // PREC / HOPLIMIT
-  const bTo = valueEnd(b, bFrom, n)
-  if (bTo < 0 || !keyAt(b, bTo, n, v4 ? keyTtl : keyFlowlbl)) return from
+  const bTo = v4 ? valueEnd(b, bFrom, n) : decimalEnd(b, bFrom, n)
+  if (bTo < 0 || !keyAt(v, bTo, n, v4 ? keyTtl : keyFlowlbl)) return -1
+  let ttl = decimal // (HOPLIMIT)
   const cFrom = bTo + (v4 ? 5 : 9) // TTL / FLOWLBL
-  const cTo = valueEnd(b, cFrom, n)
-  if (cTo < 0) return from
-  let dFrom = -1 // ID
+  const cTo = v4 ? decimalEnd(b, cFrom, n) : valueEnd(b, cFrom, n)
+  if (cTo < 0) return -1
+  let dFrom = cTo // ID
   let dTo = cTo
+  let id = -1
   if (v4) {
-    if (!keyAt(b, cTo, n, keyId)) return from
+    ttl = decimal
+    if (!keyAt(v, cTo, n, keyId)) return -1
     dFrom = cTo + 4
-    dTo = valueEnd(b, dFrom, n)
-    if (dTo < 0) return from
+    dTo = decimalEnd(b, dFrom, n)
+    if (dTo < 0) return -1
+    id = decimal
   }
+  const o = places
+  o.inFrom = inFrom
+  o.inTo = inTo
+  o.outFrom = outFrom
+  o.outTo = outTo
+  o.macFrom = macFrom
+  o.macTo = macTo
+  o.srcFrom = srcFrom
+  o.srcTo = srcTo
+  o.dstFrom = dstFrom
+  o.dstTo = dstTo
+  o.lenFrom = lenFrom
+  o.lenTo = lenTo
+  o.length = length
+  o.ttl = ttl
+  o.id = id
+  o.v4 = v4
+  o.aFrom = aFrom
+  o.aTo = aTo
+  o.bFrom = bFrom
+  o.bTo = bTo
+  o.cFrom = cFrom
+  o.cTo = cTo
+  o.dFrom = dFrom
+  o.dTo = dTo
+  return dTo
+}
 
-  // the same as the token loop's `applyKv` for these keys, in order
+// MAC headers repeat from line to line (one per interface and neighbour): the texts of the last
+// few 14-byte ones are kept with their parts, by their codes, and a line with the same codes gets
+// the same strings. That costs a comparison of 11 words instead of three new strings, and lets
+// the JSON writer see by identity that a MAC is the previous line's (two different strings of the
+// same text compare character by character, and a slice of 17 or more characters slowly).
+
+const macSlots = 8
+/** Per slot: the codes of its 41-character text as 11 little-endian words (see `macSlotOf`). */
+const macWords = new Int32Array(macSlots * 11)
+/** Per slot: the text ("": empty), destination, source, EtherType. */
+const macTexts: Array<string> = new Array<string>(macSlots).fill("")
+const macDsts: Array<string> = new Array<string>(macSlots).fill("")
+const macSrcs: Array<string> = new Array<string>(macSlots).fill("")
+const macEtherTypes: Array<string> = new Array<string>(macSlots).fill("")
+/** The words of the MAC being read. */
+const macScratch = new Int32Array(11)
+
+/**
+ * The slot of the 41-character `MAC=` value `text[from..from+41)` (codes in `b`, also in `v`):
+ * the one that holds it, else one it is put into.
+ */
+const macSlotOf = (text: string, b: Uint8Array, v: DataView, from: number): number => {
+  const words = macScratch
+  let h = 0
+  for (let k = 0; k < 10; k++) {
+    const word = v.getInt32(from + 4 * k, true)
+    words[k] = word
+    h = Math.imul(h ^ word, 0x9e3779b1)
+  }
+  const last = v.getInt32(from + 37, true) // (codes 37-40, overlapping the tenth word)
+  words[10] = last
+  const slot = Math.imul(h ^ last, 0x9e3779b1) >>> 29
+  const base = slot * 11
+  let k = 0
+  while (k < 11 && macWords[base + k] === words[k]) k++
+  if (k === 11 && macTexts[slot] !== "") return slot
+  const mac = text.slice(from, from + 41)
+  for (k = 0; k < 11; k++) macWords[base + k] = words[k]!
+  macTexts[slot] = mac
+  macDsts[slot] = mac.slice(0, 17)
+  macSrcs[slot] = mac.slice(18, 35)
+  macEtherTypes[slot] = etherTypeText(b, from + 36) ?? `0x${mac.slice(36, 38)}${mac.slice(39, 41)}`
+  return slot
+}
+
+/**
+ * Puts what `readHead` found into the scan (packet, wire map, seen names), as the token loop's
+ * `applyKv` would for these keys, in order.
+ */
+const applyHead = (scan: Scan, b: Uint8Array, v: DataView): void => {
+  const o = places
   const text = scan.text
   const p = scan.outer
-  const inIface = textOf(text, inFrom, inTo)
-  const outIface = textOf(text, outFrom, outTo)
+  const inIface = textOf(text, o.inFrom, o.inTo)
+  const outIface = textOf(text, o.outFrom, o.outTo)
   p.inIface = inIface
   p.outIface = outIface
   let mac: string | undefined = undefined
-  if (macFrom >= 0) {
-    mac = textOf(text, macFrom, macTo)
+  if (o.macFrom >= 0) {
+    if (o.macTo - o.macFrom === 41) {
+      p.macSlot = macSlotOf(text, b, v, o.macFrom)
+      mac = macTexts[p.macSlot]!
+    } else mac = textOf(text, o.macFrom, o.macTo)
     p.mac = mac
-    p.macEtherType = macTo - macFrom === 41 ? etherTypeText(b, macFrom + 36) : undefined
   }
-  const src = textOf(text, srcFrom, srcTo)
-  const srcV6 = hasColon(b, srcFrom, srcTo)
-  p.src = srcV6 ? ipv6Of(src, text, b, srcFrom, srcTo) : src
+  const src = textOf(text, o.srcFrom, o.srcTo)
+  const srcV6 = hasColon(b, o.srcFrom, o.srcTo)
+  p.src = srcV6 ? ipv6Of(src, text, b, o.srcFrom, o.srcTo) : src
   p.version = srcV6 ? 6 : 4
-  const dst = textOf(text, dstFrom, dstTo)
-  p.dst = hasColon(b, dstFrom, dstTo) ? ipv6Of(dst, text, b, dstFrom, dstTo) : dst
-  p.ipLength = decimalAt(b, lenFrom, lenTo)
-  const len = decimalText(text, b, lenFrom, lenTo, p.ipLength)
-  if (v4) {
-    const tos = hexByteText(text, b, aFrom, aTo)
-    const prec = hexByteText(text, b, bFrom, bTo)
+  const dst = textOf(text, o.dstFrom, o.dstTo)
+  p.dst = hasColon(b, o.dstFrom, o.dstTo) ? ipv6Of(dst, text, b, o.dstFrom, o.dstTo) : dst
+  p.ipLength = o.length
+  const len = decimalText(text, b, o.lenFrom, o.lenTo, p.ipLength)
+  if (o.v4) {
+    const tos = hexByteText(text, b, o.aFrom, o.aTo)
+    const prec = hexByteText(text, b, o.bFrom, o.bTo)
     p.tos = tos
     p.prec = prec
-    p.ttl = decimalAt(b, cFrom, cTo)
-    const ttl = decimalText(text, b, cFrom, cTo, p.ttl)
-    p.ipId = decimalAt(b, dFrom, dTo)
-    const id = decimalText(text, b, dFrom, dTo, p.ipId)
+    p.ttl = o.ttl
+    const ttl = decimalText(text, b, o.cFrom, o.cTo, p.ttl)
+    p.ipId = o.id
+    const id = decimalText(text, b, o.dFrom, o.dTo, p.ipId)
     scan.seenLow |= headV4Seen
     if (mac === undefined) {
       scan.fields = { IN: inIface, OUT: outIface, SRC: src, DST: dst, LEN: len, TOS: tos, PREC: prec, TTL: ttl, ID: id }
@@ -1111,11 +1301,11 @@ const readHead = (scan: Scan, b: Uint8Array, words: Int32Array, from: number, n:
       }
     }
   } else {
-    const tc = decimalText(text, b, aFrom, aTo, decimalAt(b, aFrom, aTo))
+    const tc = decimalText(text, b, o.aFrom, o.aTo, decimalAt(b, o.aFrom, o.aTo))
     p.tc = tc
-    p.ttl = decimalAt(b, bFrom, bTo)
-    const hoplimit = decimalText(text, b, bFrom, bTo, p.ttl)
-    const flowLabel = textOf(text, cFrom, cTo)
+    p.ttl = o.ttl
+    const hoplimit = decimalText(text, b, o.bFrom, o.bTo, p.ttl)
+    const flowLabel = textOf(text, o.cFrom, o.cTo)
     p.flowLabel = flowLabel
     p.version = 6
     scan.seenLow |= headV6Seen
@@ -1129,121 +1319,266 @@ const readHead = (scan: Scan, b: Uint8Array, words: Int32Array, from: number, n:
       }
     }
   }
-  return dTo
 }
 
 // The usual rest of a line after the head: `[DF] PROTO=TCP SPT= DPT= WINDOW= RES= <flags> URGP=`
-// or `[DF] PROTO=UDP SPT= DPT= LEN=`, to the end of the line. Read the same way (straight-line,
-// without a token lookup per key, each wire-map key stored at its own site); anything else (TCP
-// sequence numbers or options, UID=, another protocol, a tab, ...) is left to the token loop.
+// or `[DF] PROTO=UDP SPT= DPT= LEN=`, to the end of the line. Anything else (TCP sequence numbers
+// or options, UID=, another protocol, a tab, ...) is left to the token loop.
 
-const keyDf = codesOfKey(" DF")
-const keyProto = codesOfKey(" PROTO=")
-const keySpt = codesOfKey(" SPT=")
-const keyDpt = codesOfKey(" DPT=")
-const keyWindow = codesOfKey(" WINDOW=")
-const keyRes = codesOfKey(" RES=")
-const keyUrgp = codesOfKey(" URGP=")
-
-/** The TCP flag words of a tail, by id, as `readTail` found them (at most one of each). */
-const tailFlags = new Uint8Array(tcpFlagNames.length)
+const keyProto = new Key(" PROTO=")
+const keySpt = new Key(" SPT=")
+const keyDpt = new Key(" DPT=")
+const keyWindow = new Key(" WINDOW=")
+const keyRes = new Key(" RES=")
+const keyUrgp = new Key(" URGP=")
 
 /** `b[i..n)` is nothing or a single space: the end of the line. */
 const atLineEnd = (b: Uint8Array, i: number, n: number): boolean => i === n || (i + 1 === n && b[i] === 32)
 
 /**
- * Reads the usual tail of `b[from..n)` (`from`: where `readHead` stopped) into the scan and returns
- * `n`, or returns `from` when the rest of the line is anything else (nothing is changed).
+ * Finds the usual tail in `b[from..n)` (`from`: where `readHead` stopped; into `places`); false
+ * when the rest of the line is anything else.
  */
-const readTail = (scan: Scan, b: Uint8Array, from: number, n: number): number => {
+const readTail = (b: Uint8Array, v: DataView, from: number, n: number): boolean => {
   let i = from
-  const df = keyAt(b, i, n, keyDf) && (i + 3 === n || b[i + 3] === 32)
+  // ` DF`, then a space or the end
+  const df = i + 3 <= n && b[i] === 32 && b[i + 1] === 68 && b[i + 2] === 70 && (i + 3 === n || b[i + 3] === 32)
   if (df) i += 3
-  if (!keyAt(b, i, n, keyProto)) return from
+  if (!keyAt(v, i, n, keyProto)) return false
   const protoFrom = i + 7
   const protoTo = valueEnd(b, protoFrom, n)
-  if (protoTo - protoFrom !== 3) return from
+  if (protoTo - protoFrom !== 3) return false
   const c0 = b[protoFrom]
   const tcp = c0 === 84 && b[protoFrom + 1] === 67 && b[protoFrom + 2] === 80 // TCP
-  if (!tcp && !(c0 === 85 && b[protoFrom + 1] === 68 && b[protoFrom + 2] === 80)) return from // UDP
-  if (!keyAt(b, protoTo, n, keySpt)) return from
+  if (!tcp && !(c0 === 85 && b[protoFrom + 1] === 68 && b[protoFrom + 2] === 80)) return false // UDP
+  if (!keyAt(v, protoTo, n, keySpt)) return false
   const sptFrom = protoTo + 5
-  const sptTo = valueEnd(b, sptFrom, n)
-  if (sptTo < 0 || !keyAt(b, sptTo, n, keyDpt)) return from
+  const sptTo = decimalEnd(b, sptFrom, n)
+  if (sptTo < 0 || !keyAt(v, sptTo, n, keyDpt)) return false
+  const spt = decimal
   const dptFrom = sptTo + 5
-  const dptTo = valueEnd(b, dptFrom, n)
-  if (dptTo < 0) return from
+  const dptTo = decimalEnd(b, dptFrom, n)
+  if (dptTo < 0) return false
+  const dpt = decimal
   // UDP: LEN; TCP: WINDOW, RES, the flag words in the kernel's order, URGP
-  let aFrom = -1
-  let aTo = -1
+  let tFrom = -1
+  let tTo = -1
   let resFrom = -1
   let resTo = -1
   let urgpFrom = -1
   let urgpTo = -1
-  let flagCount = 0
+  let flags = 0
+  let t = -1
+  let urgp = -1
   if (tcp) {
-    if (!keyAt(b, dptTo, n, keyWindow)) return from
-    aFrom = dptTo + 8
-    aTo = valueEnd(b, aFrom, n)
-    if (aTo < 0 || !keyAt(b, aTo, n, keyRes)) return from
-    resFrom = aTo + 5
+    if (!keyAt(v, dptTo, n, keyWindow)) return false
+    tFrom = dptTo + 8
+    tTo = decimalEnd(b, tFrom, n)
+    if (tTo < 0 || !keyAt(v, tTo, n, keyRes)) return false
+    t = decimal
+    resFrom = tTo + 5
     resTo = valueEnd(b, resFrom, n)
-    if (resTo < 0) return from
+    if (resTo < 0) return false
     i = resTo
     let lastBit = -1
-    while (!keyAt(b, i, n, keyUrgp)) {
-      if (b[i] !== 32 || i + 1 >= n) return from
+    while (!keyAt(v, i, n, keyUrgp)) {
+      if (b[i] !== 32 || i + 1 >= n) return false
       const wordTo = valueEnd(b, i + 1, n)
       const id = wordTo < 0 ? 0 : tokenId(b, i + 1, wordTo - i - 1)
       const bit = tcpFlagBit(id)
-      if (bit <= lastBit) return from // not a flag, or out of the kernel's order (or repeated)
+      if (bit <= lastBit) return false // not a flag, or out of the kernel's order (or repeated)
       lastBit = bit
-      tailFlags[flagCount++] = id
+      flags |= 1 << bit
       i = wordTo
     }
     urgpFrom = i + 6
-    urgpTo = valueEnd(b, urgpFrom, n)
-    if (urgpTo < 0 || !atLineEnd(b, urgpTo, n)) return from
+    urgpTo = decimalEnd(b, urgpFrom, n)
+    if (urgpTo < 0 || !atLineEnd(b, urgpTo, n)) return false
+    urgp = decimal
   } else {
-    if (!keyAt(b, dptTo, n, keyLen)) return from
-    aFrom = dptTo + 5
-    aTo = valueEnd(b, aFrom, n)
-    if (aTo < 0 || !atLineEnd(b, aTo, n)) return from
+    if (!keyAt(v, dptTo, n, keyLen)) return false
+    tFrom = dptTo + 5
+    tTo = decimalEnd(b, tFrom, n)
+    if (tTo < 0 || !atLineEnd(b, tTo, n)) return false
+    t = decimal
+  }
+  const o = places
+  o.df = df
+  o.tcp = tcp
+  o.sptFrom = sptFrom
+  o.sptTo = sptTo
+  o.dptFrom = dptFrom
+  o.dptTo = dptTo
+  o.tFrom = tFrom
+  o.tTo = tTo
+  o.resFrom = resFrom
+  o.resTo = resTo
+  o.urgpFrom = urgpFrom
+  o.urgpTo = urgpTo
+  o.spt = spt
+  o.dpt = dpt
+  o.t = t
+  o.urgp = urgp
+  o.tcpFlags = flags
+  return true
+}
+
+/** The token id of each TCP flag bit (`tcpFlagNames` order). */
+const tcpFlagIds: ReadonlyArray<number> = tcpFlagNames.map((name) => tokenIds.get(name)!)
+
+/** The wire map's entries for TCP flag bits, in the kernel's order. */
+const storeTcpFlags = (fields: Record<string, string>, bits: number): void => {
+  // the set bits, lowest first
+  for (let rest = bits; rest !== 0; rest &= rest - 1) storeKnown(fields, tcpFlagIds[31 - Math.clz32(rest & -rest)]!, "")
+}
+
+/**
+ * The event of a line whose head and tail `readHead` and `readTail` found (`places`), exactly as
+ * the token loop and `assemble` make it; undefined when one of its numbers is not a decimal (the
+ * typed event then leaves that key out: the general path's business).
+ */
+const fastEvent = (text: string, b: Uint8Array, v: DataView, action: Action, context: LineContext): DropEvent | undefined => {
+  const o = places
+  const v4 = o.v4
+  const tcp = o.tcp
+  const df = o.df
+  const length = o.length
+  const ttl = o.ttl
+  const ipId = v4 ? o.id : 0
+  const spt = o.spt
+  const dpt = o.dpt
+  const t = o.t // WINDOW or the UDP LEN
+  const urgp = tcp ? o.urgp : 0
+  if (length < 0 || ttl < 0 || ipId < 0 || spt < 0 || dpt < 0 || t < 0 || urgp < 0) return undefined
+
+  const inIface = textOf(text, o.inFrom, o.inTo)
+  const outIface = textOf(text, o.outFrom, o.outTo)
+  let raw: string | undefined = undefined // MAC=
+  let mac: DropEvent["mac"] = undefined
+  const macFrom = o.macFrom
+  if (macFrom >= 0) {
+    if (o.macTo - macFrom === 41) {
+      const slot = macSlotOf(text, b, v, macFrom)
+      raw = macTexts[slot]!
+      mac = { dst: macDsts[slot]!, src: macSrcs[slot]!, ethertype: macEtherTypes[slot]! }
+    } else {
+      raw = textOf(text, macFrom, o.macTo)
+      if (raw.length > 0) mac = { raw }
+    }
+  }
+  const src = textOf(text, o.srcFrom, o.srcTo)
+  const srcV6 = hasColon(b, o.srcFrom, o.srcTo)
+  const srcIp = srcV6 ? ipv6Of(src, text, b, o.srcFrom, o.srcTo) : src
+  const dst = textOf(text, o.dstFrom, o.dstTo)
+  const dstIp = hasColon(b, o.dstFrom, o.dstTo) ? ipv6Of(dst, text, b, o.dstFrom, o.dstTo) : dst
+  const len = decimalText(text, b, o.lenFrom, o.lenTo, length)
+  const sptText = decimalText(text, b, o.sptFrom, o.sptTo, spt)
+  const dptText = decimalText(text, b, o.dptFrom, o.dptTo, dpt)
+  const protocol = tcp ? "TCP" : "UDP"
+  const bits = o.tcpFlags
+  const res = tcp ? hexByteText(text, b, o.resFrom, o.resTo) : ""
+  const windowText = tcp ? decimalText(text, b, o.tFrom, o.tTo, t) : ""
+  const urgpText = tcp ? decimalText(text, b, o.urgpFrom, o.urgpTo, urgp) : ""
+
+  // The wire map. The commonest lines (IPv4 with a MAC header: UDP, or TCP with SYN alone) get it
+  // whole as one literal (one allocation, no property added); the others the head's keys as one,
+  // then the tail's, each at its own store site.
+  let fields: Record<string, string>
+  let whole = false
+  let ip: IpHeader
+  if (v4) {
+    const tos = hexByteText(text, b, o.aFrom, o.aTo)
+    const prec = hexByteText(text, b, o.bFrom, o.bTo)
+    const ttlText = decimalText(text, b, o.cFrom, o.cTo, ttl)
+    const idText = decimalText(text, b, o.dFrom, o.dTo, ipId)
+    const version = srcV6 ? 6 : 4
+    ip = df
+      ? { version, length, ttl, tos, precedence: prec, id: ipId, flags: ["DF"] }
+      : { version, length, ttl, tos, precedence: prec, id: ipId }
+    whole = raw !== undefined && (!tcp || bits === TCP_SYN)
+    if (raw === undefined) {
+      fields = { IN: inIface, OUT: outIface, SRC: src, DST: dst, LEN: len, TOS: tos, PREC: prec, TTL: ttlText, ID: idText }
+    } else if (!whole) {
+      fields = {
+        IN: inIface, OUT: outIface, MAC: raw, SRC: src, DST: dst, LEN: len, TOS: tos, PREC: prec, TTL: ttlText, ID: idText
+      }
+    } else if (!tcp) {
+      fields = df
+        ? {
+          IN: inIface, OUT: outIface, MAC: raw, SRC: src, DST: dst, LEN: len, TOS: tos, PREC: prec, TTL: ttlText,
+          ID: idText, DF: "", PROTO: protocol, SPT: sptText, DPT: dptText, ACTION: action
+        }
+        : {
+          IN: inIface, OUT: outIface, MAC: raw, SRC: src, DST: dst, LEN: len, TOS: tos, PREC: prec, TTL: ttlText,
+          ID: idText, PROTO: protocol, SPT: sptText, DPT: dptText, ACTION: action
+        }
+    } else {
+      fields = df
+        ? {
+          IN: inIface, OUT: outIface, MAC: raw, SRC: src, DST: dst, LEN: len, TOS: tos, PREC: prec, TTL: ttlText,
+          ID: idText, DF: "", PROTO: protocol, SPT: sptText, DPT: dptText, WINDOW: windowText, RES: res, SYN: "",
+          URGP: urgpText, ACTION: action
+        }
+        : {
+          IN: inIface, OUT: outIface, MAC: raw, SRC: src, DST: dst, LEN: len, TOS: tos, PREC: prec, TTL: ttlText,
+          ID: idText, PROTO: protocol, SPT: sptText, DPT: dptText, WINDOW: windowText, RES: res, SYN: "", URGP: urgpText,
+          ACTION: action
+        }
+    }
+  } else {
+    const tc = decimalText(text, b, o.aFrom, o.aTo, decimalAt(b, o.aFrom, o.aTo))
+    const hoplimit = decimalText(text, b, o.bFrom, o.bTo, ttl)
+    const flowLabel = textOf(text, o.cFrom, o.cTo)
+    ip = df
+      ? { version: 6, length, ttl, flags: ["DF"], trafficClass: tc, flowLabel }
+      : { version: 6, length, ttl, trafficClass: tc, flowLabel }
+    fields = raw === undefined
+      ? { IN: inIface, OUT: outIface, SRC: src, DST: dst, LEN: len, TC: tc, HOPLIMIT: hoplimit, FLOWLBL: flowLabel }
+      : {
+        IN: inIface, OUT: outIface, MAC: raw, SRC: src, DST: dst, LEN: len, TC: tc, HOPLIMIT: hoplimit,
+        FLOWLBL: flowLabel
+      }
+  }
+  if (!whole) {
+    if (df) fields.DF = ""
+    fields.PROTO = protocol
+    fields.SPT = sptText
+    fields.DPT = dptText
+    if (tcp) {
+      fields.WINDOW = windowText
+      fields.RES = res
+      storeTcpFlags(fields, bits)
+      fields.URGP = urgpText
+    }
+    fields.ACTION = action
   }
 
-  // the same as the token loop's `applyWord`/`applyKv` for these tokens, in order (none of their
-  // keys is one the head stores, so each is the first of its name on the wire map)
-  const text = scan.text
-  const p = scan.outer
-  const fields = scan.fields
-  if (df) {
-    p.ipFlags |= IP_DF
-    fields.DF = ""
-  }
-  const proto = tcp ? "TCP" : "UDP"
-  p.proto = proto
-  fields.PROTO = proto
-  p.spt = decimalAt(b, sptFrom, sptTo)
-  fields.SPT = decimalText(text, b, sptFrom, sptTo, p.spt)
-  p.dpt = decimalAt(b, dptFrom, dptTo)
-  fields.DPT = decimalText(text, b, dptFrom, dptTo, p.dpt)
+  // the event (keys in Schema order; `mac` only when there is one)
+  const srcEndpoint = { ip: srcIp, port: spt }
+  const dstEndpoint = { ip: dstIp, port: dpt }
   if (tcp) {
-    p.window = decimalAt(b, aFrom, aTo)
-    fields.WINDOW = decimalText(text, b, aFrom, aTo, p.window)
-    const res = hexByteText(text, b, resFrom, resTo)
-    p.res = res
-    fields.RES = res
-    for (let k = 0; k < flagCount; k++) {
-      const id = tailFlags[k]!
-      p.tcpFlags |= 1 << tcpFlagBit(id)
-      storeKnown(fields, id, "")
+    const tcpHeader = {
+      window: t, reserved: res, flags: bits === TCP_SYN ? ["SYN"] : flagList(bits, tcpFlagNames), urgentPointer: urgp
     }
-    p.urgp = decimalAt(b, urgpFrom, urgpTo)
-    fields.URGP = decimalText(text, b, urgpFrom, urgpTo, p.urgp)
-  } else {
-    p.udpLength = decimalAt(b, aFrom, aTo) // the second LEN: not on the wire map (the first LEN is)
+    return mac === undefined
+      ? {
+        timestamp: context.timestamp, action, host: context.host, protocol, src: srcEndpoint, dst: dstEndpoint,
+        in: inIface, out: outIface, ip, tcp: tcpHeader, fields
+      }
+      : {
+        timestamp: context.timestamp, action, host: context.host, protocol, src: srcEndpoint, dst: dstEndpoint,
+        in: inIface, out: outIface, mac, ip, tcp: tcpHeader, fields
+      }
   }
-  return n
+  return mac === undefined
+    ? {
+      timestamp: context.timestamp, action, host: context.host, protocol, src: srcEndpoint, dst: dstEndpoint,
+      in: inIface, out: outIface, ip, udp: { length: t }, fields
+    }
+    : {
+      timestamp: context.timestamp, action, host: context.host, protocol, src: srcEndpoint, dst: dstEndpoint,
+      in: inIface, out: outIface, mac, ip, udp: { length: t }, fields
+    }
 }
 
 /**
@@ -1253,13 +1588,8 @@ const readTail = (scan: Scan, b: Uint8Array, from: number, n: number): number =>
  * separator).
  */
 const scanTokens = (scan: Scan, b: Uint8Array, from: number, n: number): number => {
-  const words = wordsOf(b)
-  let i = readHead(scan, b, words, from, n)
+  let i = from
   let count = 0
-  if (i !== from) {
-    i = readTail(scan, b, i, n)
-    count = 1
-  }
   while (i < n) {
     let c = b[i]!
     if (c === 32 || c === 9) {
@@ -1396,7 +1726,9 @@ const innerPacket = (p: Packet): Inner => {
 const macHeader = (line: Packet): DropEvent["mac"] => {
   const raw = line.mac
   if (raw !== undefined && raw.length === 41) {
-    // 14 bytes: destination, source, EtherType
+    // 14 bytes: destination, source, EtherType (the texts kept for the last MAC read, when it is this one)
+    const slot = line.macSlot
+    if (slot >= 0) return { dst: macDsts[slot]!, src: macSrcs[slot]!, ethertype: macEtherTypes[slot]! }
     return {
       dst: raw.slice(0, 17),
       src: raw.slice(18, 35),
@@ -1484,8 +1816,21 @@ const assemble = (line: Packet, action: Action, context: LineContext, fields: Re
 
 /** Parses `text[from..]`, the KEY=VALUE part after the prefix. */
 const parseFrom = (text: string, from: number, action: Action, context: LineContext): ParseResult => {
+  const b = codesOf(text)
+  const n = text.length
+  const v = viewOf(b)
+  const headEnd = readHead(b, v, wordsOf(b), from, n)
+  if (headEnd >= 0 && readTail(b, v, headEnd, n)) {
+    const event = fastEvent(text, b, v, action, context)
+    if (event !== undefined) return { _tag: "Event", event }
+  }
   const scan = new Scan(text)
-  const count = scanTokens(scan, codesOf(text), from, text.length)
+  let count = 0
+  if (headEnd >= 0) {
+    applyHead(scan, b, v)
+    count = scanTokens(scan, b, headEnd, n)
+    if (count >= 0) count++ // (the head's tokens)
+  } else count = scanTokens(scan, b, from, n)
   if (count < 0) return { _tag: "Malformed", reason: scan.error ?? "unreadable" }
   if (count === 0) return { _tag: "Malformed", reason: "nothing after the prefix" }
   const outer = scan.outer

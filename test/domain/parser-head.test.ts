@@ -8,22 +8,11 @@ import { describe, expect, it } from "@effect/vitest"
 import fc from "fast-check"
 import { defaultPrefixes, parseLine, type ParseResult } from "../../src/domain/Parser.ts"
 import { allLines } from "./lines.ts"
+import { expectSame, viaTokenLoop } from "./token-loop.ts"
 
 const context = { timestamp: 1795790134013717, host: "fw-1" }
 const prefix = "nftables-metal-dropped: "
 const run = (line: string): ParseResult => parseLine(line, defaultPrefixes, context)
-
-/** The same tokens, read by the token loop only (the head wants single spaces). */
-const viaTokenLoop = (line: string): string => {
-  const body = line.indexOf(": ") + 2 // after the prefix (all end with ": ")
-  return line.slice(0, body) + line.slice(body).replaceAll(" ", "\t")
-}
-
-/** Equal events, keys in the same order at every level (the JSON line follows the key order). */
-const expectSame = (actual: ParseResult, expected: ParseResult): void => {
-  expect(actual).toStrictEqual(expected)
-  expect(JSON.stringify(actual)).toBe(JSON.stringify(expected))
-}
 
 const event = (line: string) => {
   const r = run(line)
