@@ -25,7 +25,8 @@
  *    each line, arrival on the server's stdout minus the entry's realtime timestamp (the line's
  *    `timestamp`): p50, p99, max.
  * BENCH_KUBERNETES=false runs the server without Kubernetes (to attribute its CPU); BENCH_UNARY_EVENTS
- * (5,000) and BENCH_LATENCY_SECONDS (20) size phases 4 and 5.
+ * (5,000) and BENCH_LATENCY_SECONDS (20) size phases 4 and 5; BENCH_CLIENT_ENV (JSON) adds client
+ * settings, BENCH_CLIENT_NODE_ARGS Node options for the client process.
  * Machine facts (nproc, CPU model, load average before and after) are printed with the figures.
  */
 import { spawn } from "node:child_process"
@@ -63,6 +64,8 @@ const soakSeconds = soakIndex >= 0 ? Number(args[soakIndex + 1] ?? 1800) : 0
 const total = soakIndex >= 0 ? 0 : Number(args[0] ?? 100_000)
 const unaryEvents = Number(process.env.BENCH_UNARY_EVENTS ?? 5_000)
 const latencySeconds = Number(process.env.BENCH_LATENCY_SECONDS ?? 20)
+/** Node options for the client process, e.g. BENCH_CLIENT_NODE_ARGS="--max-semi-space-size=16" (space-separated). */
+const clientNodeArgs = (process.env.BENCH_CLIENT_NODE_ARGS ?? "").split(" ").filter((a) => a.length > 0)
 /** BENCH_KUBERNETES=false: the server without Kubernetes (no enrichment, no Events), to attribute its CPU. */
 const withKubernetes = process.env.BENCH_KUBERNETES !== "false"
 
@@ -216,7 +219,7 @@ const main = async () => {
     const serverCpu0 = cpuSeconds(server.pid)
     const benchCpu0 = process.cpuUsage()
     const clientStart = Date.now()
-    const client = await startDroptailer("client", clientEnv)
+    const client = await startDroptailer("client", clientEnv, { nodeArgs: clientNodeArgs })
     processes.push(client)
     const clientReady = Date.now()
     const clientCpuAtReady = cpuSeconds(client.pid)
@@ -370,7 +373,7 @@ const soak = async (
   count: (port: number) => number
 ) => {
   // nothing was written under this run's identifier before: "oldest" reads exactly the soak's entries
-  const client = await startDroptailer("client", clientEnv)
+  const client = await startDroptailer("client", clientEnv, { nodeArgs: clientNodeArgs })
   processes.push(client)
   console.log(`soak: 2,000 events/s for ${soakSeconds} s; RSS (VmRSS) every 10 s`)
   const series: Array<{ t: number; client: number; server: number; printed: number }> = []

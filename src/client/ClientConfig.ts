@@ -14,7 +14,7 @@
  * | DROPTAILER_JOURNAL_FILES          | unset — comma-separated `journalctl --file` paths/globs |
  * | DROPTAILER_JOURNAL_NAMESPACE      | unset — `journalctl --namespace`                     |
  * | DROPTAILER_JOURNALCTL             | `journalctl` — the executable                        |
- * | DROPTAILER_BATCH_SIZE             | `500` entries                                        |
+ * | DROPTAILER_BATCH_SIZE             | `500` — most entries per batch (a batch is what was read since the last one started) |
  * | DROPTAILER_IN_FLIGHT              | `4` batches being delivered at once                  |
  * | DROPTAILER_CHECKPOINT_INTERVAL_MS | `500` — checkpoint writes at most this often         |
  */

@@ -1,30 +1,38 @@
 /**
  * The client: journal entries → classify + parse → batches → EventSink → checkpoint.
  *
- *     JournalSource.follow ─▶ parseLine ─▶ batches (per stdout read, ≤ size) ─▶ deliver (n in flight,
- *     results in journal order) ─▶ CheckpointStore.advance(last cursor of the batch)
+ *     JournalSource.follow ─▶ parseLine ─▶ Batcher (everything read since the last delivery started,
+ *     ≤ size) ─▶ deliver (n in flight, results in journal order) ─▶ CheckpointStore.advance(last
+ *     cursor of the batch)
  *
  * At-least-once: the checkpoint moves past a batch only after `deliver` completed for it and for
  * every batch before it (mapEffect with concurrency keeps the order). Skipped and malformed entries
  * travel in the batches too, so the checkpoint also moves past them.
- * Backpressure: every stage pulls; when the sink is slow, at most `inFlight` batches (plus the
- * chunk being cut and the pipe buffers) are held, journalctl blocks on its stdout, memory stays flat.
+ * Backpressure: when the sink is slow, at most `inFlight` batches in flight plus, in the Batcher,
+ * fewer than `batchSize` entries and the last chunk read (and the pipe and read-ahead buffers) are
+ * held; the reader waits, journalctl blocks on its stdout, memory stays flat.
  */
-import { type Array as Arr, Context, Deferred, Effect, Fiber, Layer, Metric, Stream } from "effect"
-import { type Prefixes, parseLine } from "../domain/Parser.ts"
-import { type Position, CheckpointStore } from "../journal/CheckpointStore.ts"
-import { type Cursor, entryId, type JournalEntry } from "../journal/JournalEntry.ts"
+import { Context, Deferred, Effect, Fiber, Layer, Metric, Stream } from "effect"
+import type { Prefixes } from "../domain/Parser.ts"
+import { CheckpointStore } from "../journal/CheckpointStore.ts"
+import type { JournalEntry } from "../journal/JournalEntry.ts"
 import { JournalSource, type StartPosition } from "../journal/JournalSource.ts"
 import { cursorLostResets } from "../journal/metrics.ts"
 import { logThrottled } from "../observability/LogThrottle.ts"
-import { EventSink, type OutgoingEvent } from "./EventSink.ts"
+import { type Batch, Batcher } from "./Batcher.ts"
+import { EventSink } from "./EventSink.ts"
 import { acceptEvents, batchSize as batchEntries, dropEvents, eventsAcknowledged, malformedLines, skippedLines } from "./metrics.ts"
 
 export interface PipelineOptions {
   readonly prefixes: Prefixes
   /** Where to start when no checkpoint was saved. */
   readonly start: StartPosition
-  /** Most journal entries per batch. Default 500. */
+  /**
+   * Most journal entries per batch. Default 500: with 2000 (or 1000), end to end over 100k
+   * entries, batches of 800-1,700 entries took less client and server CPU per event in most
+   * alternated pairs (server ~5-15 %) and p99 latency did not move, but the client's heap peaked
+   * at 160-215 MB instead of ~95 MB in about half the runs (more events alive until acknowledged).
+   */
   readonly batchSize?: number | undefined
   /** On interruption, how long batches in flight may take to be acknowledged. Default 3000. */
   readonly drainMillis?: number | undefined
@@ -32,68 +40,30 @@ export interface PipelineOptions {
   readonly inFlight?: number | undefined
 }
 
-/**
- * Journal entries after classify + parse, ready to deliver: the events, what to count and log for
- * the others, and the position of the last entry (where the checkpoint moves once delivered).
- * Built in one pass per chunk, with no object per entry besides its event.
- */
-interface Batch {
-  readonly events: Array<OutgoingEvent>
-  /** Journal entries in the batch (events, skipped and malformed). */
-  entries: number
-  drops: number
-  /** Malformed lines, in journal order (rare: allocated on the first). */
-  malformed: Array<{ readonly reason: string; readonly cursor: Cursor }> | undefined
-  last: Position | undefined
-}
-
-/** Whether the message's prefix (one of `prefixes`) is followed right away by its first `IN=`. */
-const prefixEndsAtIn = (message: string, prefixes: ReadonlyArray<string>): boolean => {
-  const at = message.indexOf("IN=")
-  if (at <= 0) return false
-  for (let i = 0; i < prefixes.length; i++) {
-    const prefix = prefixes[i]!
-    if (prefix.length === at && message.startsWith(prefix)) return true
-  }
-  return false
-}
-
-/** classify + parse a chunk of entries and cut it into batches of at most `size` entries. */
+/** classify + parse a chunk of entries and cut it into batches of at most `size` entries (as the Batcher does). */
 export const toBatches = (
   entries: ReadonlyArray<JournalEntry>,
   prefixes: Prefixes,
   size: number
 ): Array<Batch> => {
+  const batcher = new Batcher(prefixes, size)
+  batcher.add(entries)
   const batches: Array<Batch> = []
-  let batch: Batch | undefined
-  for (let i = 0; i < entries.length; i++) {
-    const entry = entries[i]!
-    batch ??= { events: [], entries: 0, drops: 0, malformed: undefined, last: undefined }
-    const result = parseLine(entry.message, prefixes, { timestamp: entry.realtime, host: entry.hostname })
-    switch (result._tag) {
-      case "Event":
-        batch.events.push({
-          id: entryId(entry.cursor),
-          message: entry.message,
-          event: result.event,
-          fieldsFromMessage: prefixEndsAtIn(entry.message, result.event.action === "drop" ? prefixes.drop : prefixes.accept)
-        })
-        if (result.event.action === "drop") batch.drops++
-        break
-      case "Malformed":
-        ;(batch.malformed ??= []).push({ reason: result.reason, cursor: entry.cursor })
-        break
-      case "Skipped":
-        break
-    }
-    if (++batch.entries >= size || i === entries.length - 1) {
-      batch.last = { cursor: entry.cursor, realtime: entry.realtime }
-      batches.push(batch)
-      batch = undefined
-    }
-  }
+  for (let batch = batcher.takeNow(); batch !== undefined; batch = batcher.takeNow()) batches.push(batch)
   return batches
 }
+
+/**
+ * A batch that is not full starts only while fewer than this many are outstanding (delivering, or
+ * delivered and waiting for an older one); full batches use every slot (inFlight). With 2, at low
+ * load each read still goes out at once (the previous delivery is long done), while under load the
+ * entries read during a delivery coalesce. Measured end to end over 100k entries with
+ * DROPTAILER_BATCH_SIZE=2000 (bench/e2e.ts, alternated with the old code on a shared machine):
+ * batches of 450-1,700 entries on average instead of 305-415 (waiting only while every slot is
+ * busy gave 550-980: the four slots are seldom all busy). With 1 (one small batch at a time, Nagle's rule) batches reached ~1,900 but the client's
+ * heap peaked at 150-210 MB instead of ~100, for no CPU gain.
+ */
+const eagerBatches = 2
 
 export class ClientPipeline extends Context.Service<ClientPipeline, {
   /** Ships journal entries until interrupted. Never fails. */
@@ -152,22 +122,36 @@ export class ClientPipeline extends Context.Service<ClientPipeline, {
           const start = yield* startPosition
           yield* Effect.logInfo("following the journal").pipe(Effect.annotateLogs({ start: JSON.stringify(start) }))
           const stopReading = yield* Deferred.make<void>()
-          const pipeline = source.follow(start).pipe(
-            // On SIGTERM only the reading stops: what was read is still delivered and checkpointed.
+          const batcher = new Batcher(options.prefixes, batchSize, eagerBatches)
+          // The reader: adds what journalctl wrote to the batcher as it comes (a slot parses it
+          // when it takes it), and waits while a full batch waits for a slot (backpressure). On SIGTERM only the reading stops:
+          // what was read is still delivered and checkpointed.
+          const reader = source.follow(start).pipe(
             Stream.interruptWhen(Deferred.await(stopReading)),
-            // One batch per chunk — the entries of one read of journalctl's stdout, i.e. all it
-            // wrote since the previous read — cut to at most batchSize entries. While the sink is
-            // busy (inFlight batches), journalctl's output waits in the pipe and the next read
-            // takes all of it: batches grow with the load without a timer.
-            // Measured over 100k journal entries: Stream.groupedWithin here (a forked
-            // pull fiber, a queue and a timer race per group) and Stream.flattenIterable (an inner
-            // stream per group) made the V8 heap grow from ~105 to ~220 MB (objects promoted to
-            // the old generation in bulk; the live heap stayed ~37 MB) and cost a third of the
-            // throughput; mapArray is a plain function over the chunk.
-            Stream.mapArray((entries) => toBatches(entries, options.prefixes, batchSize) as unknown as Arr.NonEmptyReadonlyArray<Batch>), // entries is non-empty
-            Stream.mapEffect(deliverBatch, { concurrency: options.inFlight ?? 4 }),
-            Stream.runForEach(checkpoint.advance)
+            Stream.runForEachArray(batcher.offer),
+            Effect.onExit((exit) => Effect.sync(() => batcher.end(exit)))
           )
+          // The slots: each pull takes everything read since the previous one (at most batchSize
+          // entries), so batches grow with the load while the slots are busy, without a timer.
+          // mapEffect pulls the next batch only when fewer than inFlight deliveries are
+          // outstanding, and emits the results in journal order; the Batcher hands out a batch
+          // that is not full only while fewer than eagerBatches are outstanding (settle: one
+          // fewer, once checkpointed).
+          // Measured over 100k journal entries: Stream.groupedWithin here (a forked
+          // pull fiber, a queue and a timer race per group) and Stream.flattenIterable (an inner
+          // stream per group) made the V8 heap grow from ~105 to ~220 MB (objects promoted to
+          // the old generation in bulk; the live heap stayed ~37 MB) and cost a third of the
+          // throughput; the Batcher is plain state and one callback per wait.
+          const pipeline = Effect.gen(function*() {
+            yield* Effect.forkChild(reader)
+            yield* Stream.fromPull(Effect.succeed(batcher.take)).pipe(
+              Stream.mapEffect(deliverBatch, { concurrency: options.inFlight ?? 4 }),
+              Stream.runForEach((position) => {
+                batcher.settle()
+                return checkpoint.advance(position)
+              })
+            )
+          })
           const fiber = yield* Effect.forkDetach(pipeline)
           yield* Fiber.join(fiber).pipe(
             Effect.onInterrupt(() =>

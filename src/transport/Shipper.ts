@@ -115,7 +115,11 @@ export const channelOptions = (config: ShipperConfig): grpc.ChannelOptions => ({
   "grpc.initial_reconnect_backoff_ms": 200,
   "grpc.max_reconnect_backoff_ms": Math.min(config.maxBackoffMillis, 5_000),
   "grpc.max_send_message_length": config.maxBatchBytes + 1024 * 1024,
-  "grpc.max_receive_message_length": 1024 * 1024
+  "grpc.max_receive_message_length": 1024 * 1024,
+  // Per-call work we do not use: call counters and traces for channelz, and grpc-js's own retry
+  // bookkeeping (the Shipper retries every transient failure itself, see withRetry).
+  "grpc.enable_channelz": 0,
+  "grpc.enable_retries": 0
 })
 
 /** The Shipper for settings whose TLS files were already loaded and checked. */
@@ -131,18 +135,28 @@ export const makeShipperWith = Effect.fn("Shipper.make")(function*(config: Shipp
 
   const call = <A>(path: string, bytes: Buffer, decode: (b: Buffer) => A) =>
     Effect.callback<A, RpcError>((resume) => {
-      const pending = client.makeUnaryRequest(
-        path,
-        identity,
-        decode,
-        bytes,
-        new grpc.Metadata(),
-        { deadline: Date.now() + config.callTimeoutMillis },
-        (error, response) => {
-          if (error) resume(Effect.fail(new RpcError({ code: error.code, details: error.details })))
-          else resume(Effect.succeed(response as A))
-        }
-      )
+      // grpc-js makes an Error per call to give a failed call the caller's stack; we never read
+      // it (RpcError keeps code and details), and capturing the stack was most of
+      // makeUnaryRequest's own time: capture none.
+      const stackTraceLimit = Error.stackTraceLimit
+      Error.stackTraceLimit = 0
+      let pending: grpc.ClientUnaryCall
+      try {
+        pending = client.makeUnaryRequest(
+          path,
+          identity,
+          decode,
+          bytes,
+          new grpc.Metadata(),
+          { deadline: Date.now() + config.callTimeoutMillis },
+          (error, response) => {
+            if (error) resume(Effect.fail(new RpcError({ code: error.code, details: error.details })))
+            else resume(Effect.succeed(response as A))
+          }
+        )
+      } finally {
+        Error.stackTraceLimit = stackTraceLimit
+      }
       return Effect.sync(() => pending.cancel())
     })
 

@@ -3,7 +3,7 @@
  * finish out of order. (The real journal is exercised in client.test.ts.)
  */
 import { expect, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Option, Random, Stream } from "effect"
+import { Deferred, Effect, Fiber, Layer, Option, Queue, Random, Stream } from "effect"
 import { ClientPipeline } from "../../src/client/ClientPipeline.ts"
 import { EventSink, type OutgoingEvent } from "../../src/client/EventSink.ts"
 import { defaultPrefixes } from "../../src/domain/Parser.ts"
@@ -95,4 +95,60 @@ it.live("delivers in batches, several in flight, and advances the checkpoint onl
     expect(first.event.timestamp).toBe(1_795_790_000_000_001)
     expect(first.event.host).toBe("fw-1")
     expect(first.message).toBe(entries[0]!.message)
+  }))
+
+it.live("batches grow with the load: what is read while every slot is busy goes out as one batch (at most batchSize), at once when a slot frees", () =>
+  Effect.gen(function*() {
+    const sizes: Array<number> = []
+    const advanced: Array<string> = []
+    const release = yield* Deferred.make<void>()
+    const sink = Layer.succeed(EventSink, EventSink.of({
+      deliver: (batch) =>
+        Effect.gen(function*() {
+          sizes.push(batch.length)
+          if (sizes.length <= 2) yield* Deferred.await(release) // the two slots stay busy
+        })
+    }))
+    const chunks = yield* Queue.unbounded<ReadonlyArray<JournalEntry>>()
+    const source = Layer.succeed(JournalSource, JournalSource.of({
+      follow: () => Stream.fromQueue(chunks).pipe(Stream.flattenIterable),
+      read: () => Stream.empty
+    }))
+    const checkpoint = Layer.succeed(CheckpointStore, CheckpointStore.of({
+      saved: { _tag: "None" },
+      path: "(memory)",
+      advance: (position) => Effect.sync(() => void advanced.push(position.cursor)),
+      current: Effect.sync(() => Option.none()),
+      flush: Effect.void
+    }))
+    const drops = (from: number, count: number) => entries.filter((e) => !e.message.startsWith("some other") && !e.message.includes("garbage")).slice(from, from + count)
+    const layer = ClientPipeline.layerWith({ prefixes: defaultPrefixes, start: { _tag: "Oldest" }, batchSize: 100, inFlight: 2 }).pipe(
+      Layer.provide(Layer.mergeAll(sink, source, checkpoint))
+    )
+    const fiber = yield* Effect.gen(function*() {
+      yield* (yield* ClientPipeline).run
+    }).pipe(Effect.provide(layer), Effect.forkChild)
+
+    const waitFor = (what: () => boolean) => Effect.gen(function*() {
+      for (let n = 0; n < 200 && !what(); n++) yield* Effect.sleep(5)
+    })
+    yield* Queue.offer(chunks, drops(0, 10))
+    yield* waitFor(() => sizes.length === 1)
+    yield* Queue.offer(chunks, drops(10, 20))
+    yield* waitFor(() => sizes.length === 2)
+    expect(sizes).toEqual([10, 20]) // a free slot takes each read at once
+    for (let k = 0; k < 9; k++) {
+      yield* Queue.offer(chunks, drops(30 + 10 * k, 10)) // 9 reads while both slots are busy
+      yield* Effect.sleep(2)
+    }
+    yield* Queue.offer(chunks, drops(120, 40)) // 130 read: a batch of 100 is full, the reader waits
+    yield* Effect.sleep(50)
+    expect(sizes).toEqual([10, 20])
+    yield* Deferred.succeed(release, undefined)
+    const last = drops(159, 1)[0]!.cursor
+    yield* waitFor(() => advanced[advanced.length - 1] === last)
+    expect(sizes).toEqual([10, 20, 100, 30]) // ten reads coalesced, cut at batchSize
+    expect(advanced.length).toBe(4)
+    expect(advanced[3]).toBe(last) // all checkpointed while running (not by the drain on interruption)
+    yield* Fiber.interrupt(fiber)
   }))

@@ -3,6 +3,7 @@
  * and a delivery is cut into PushBatch calls by count and bytes, split when the server finds a call
  * too large, with an event too large to send skipped alone — every other event arriving in order.
  */
+import * as grpc from "@grpc/grpc-js"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Metric } from "effect"
 import * as fc from "fast-check"
@@ -136,5 +137,32 @@ describe("Shipper batches", () => {
       const after = yield* Metric.value(clientEventsRejected)
       assert.strictEqual(after.count - before.count, 1)
       assert.deepStrictEqual(seqs(received), range(0, 40).filter((s) => s !== 17))
+    }), 30_000)
+
+  it.live("calls capture no caller stack (grpc-js's per-call Error) and leave Error.stackTraceLimit as they found it, failed calls included", () =>
+    Effect.gen(function*() {
+      const set = yield* makeCertSet()
+      const dir = yield* writeTempCerts(set)
+      // calls of more than 8000 bytes fail (RESOURCE_EXHAUSTED) and are split: failures travel as before
+      const { port, received } = yield* inProcessServer(set, { maxReceiveBytes: 8000 })
+      const sink = yield* shipper(shipperConfigFor(dir, port))
+      const limit = Error.stackTraceLimit
+      const makeUnaryRequest = grpc.Client.prototype.makeUnaryRequest
+      const limitsSeen: Array<number> = []
+      try {
+        grpc.Client.prototype.makeUnaryRequest = function(this: grpc.Client, ...args: Array<unknown>) {
+          limitsSeen.push(Error.stackTraceLimit)
+          return (makeUnaryRequest as (...a: Array<unknown>) => grpc.ClientUnaryCall).apply(this, args)
+        } as typeof makeUnaryRequest
+        Error.stackTraceLimit = 17
+        yield* sink.deliver(outgoingRange(0, 60))
+        assert.strictEqual(Error.stackTraceLimit, 17)
+      } finally {
+        Error.stackTraceLimit = limit
+        grpc.Client.prototype.makeUnaryRequest = makeUnaryRequest
+      }
+      assert.deepStrictEqual(seqs(received), range(0, 60))
+      assert.isAbove(limitsSeen.length, 1) // split after RESOURCE_EXHAUSTED
+      assert.deepStrictEqual([...new Set(limitsSeen)], [0])
     }), 30_000)
 })
