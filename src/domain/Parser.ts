@@ -6,9 +6,10 @@
  * "one token, one fact": `OPT (...)` groups and the `[...]` inner packet of ICMP errors, whose
  * keys repeat the outer packet's. The parser is a hand-written tokenizer (no regex, no Schema)
  * over the line's codes in a typed array (see `codesOf`): it runs for every kernel line the client
- * reads, so it has to do ~1M lines/s. The usual head of a line, and the usual TCP or UDP rest after
- * it, are found by straight-line code first (`readHead`, `readTail`), and such a line's event is
- * made straight from where its values are (`fastEvent`: no token loop, no packet); common values
+ * reads, so it has to do ~1M lines/s. The usual head of a line, and the usual TCP, UDP or ICMP
+ * rest after it (ICMP: echo, or an error with its quoted packet), are found by straight-line code
+ * first (`readHead`, `readTail`, `readIcmpTail`, `readInner`), and such a line's event is made
+ * straight from where its values are (`fastEvent`, `icmpEvent`: no token loop, no packet); common values
  * are shared constants instead of slices (`decimalText` and friends), and recent MAC headers
  * shared texts (`macSlotOf`). All of it gives exactly what the token loop gives.
  */
@@ -982,9 +983,10 @@ const badCharacter = (scan: Scan, c: number, i: number): boolean => {
 // or IPv6 (`LEN= TC= HOPLIMIT= FLOWLBL=`) header, comes in this order with single spaces on nearly
 // every line, and so does the usual TCP or UDP rest after it. Straight-line code finds them
 // (`readHead`, `readTail`: where each value is, nothing else) without a token lookup per key. When
-// both are there and every number in them is one, `fastEvent` makes the event straight from
-// those places: no scan state, no packet, every object as one literal. When only the head is
-// there (ICMP, options, ...), `applyHead` puts it into the scan and the token loop reads the rest.
+// both are there and every number in them is one, `fastEvent` (TCP, UDP) or `icmpEvent` (ICMP
+// echo and errors) makes the event straight from those places: no scan state, no packet, every
+// object as one literal. When only the head is there (options, UID=, ICMP redirects, ...),
+// `applyHead` puts it into the scan and the token loop reads the rest.
 // On anything else (another order, tabs, a character outside printable ASCII) the token loop
 // reads the line from the start; whichever way, the same event comes out.
 
@@ -1117,6 +1119,27 @@ class Places {
   urgpTo = 0
   /** The TCP flag words, as bits of `Packet#tcpFlags` (`tcpFlagNames` order). */
   tcpFlags = 0
+  // an ICMP tail (`readIcmpTail`): PROTO=ICMP or ICMPv6, TYPE, CODE, and ID SEQ (echo) or nothing
+  icmpV6 = false
+  typeFrom = 0
+  typeTo = 0
+  codeFrom = 0
+  codeTo = 0
+  /** -1: no `ID= SEQ=`. */
+  echoIdFrom = -1
+  echoIdTo = -1
+  seqFrom = 0
+  seqTo = 0
+  /** The numbers: TYPE, CODE, ID, SEQ. */
+  icmpType = -1
+  icmpCode = -1
+  echoId = -1
+  echoSeq = -1
+  /** Whether a quoted packet follows (`readInner`: `innerPlaces`), and ` MTU=` after it (-1: none). */
+  inner = false
+  mtuFrom = -1
+  mtuTo = -1
+  mtu = -1
 }
 const places = new Places()
 
@@ -1335,30 +1358,36 @@ const keyUrgp = new Key(" URGP=")
 /** `b[i..n)` is nothing or a single space: the end of the line. */
 const atLineEnd = (b: Uint8Array, i: number, n: number): boolean => i === n || (i + 1 === n && b[i] === 32)
 
+/** What `readTail` found after the head. */
+const TAIL_NONE = 0
+const TAIL_TCP_UDP = 1 // `fastEvent`
+const TAIL_ICMP = 2 // `icmpEvent`
+
 /**
- * Finds the usual tail in `b[from..n)` (`from`: where `readHead` stopped; into `places`); false
- * when the rest of the line is anything else.
+ * Finds the usual tail in `b[from..n)` (`from`: where `readHead` stopped; into `places`): a TCP
+ * or UDP one, an ICMP one (`readIcmpTail`), or none (`TAIL_NONE`: the rest of the line is
+ * anything else).
  */
-const readTail = (b: Uint8Array, v: DataView, from: number, n: number): boolean => {
+const readTail = (b: Uint8Array, v: DataView, from: number, n: number): number => {
   let i = from
   // ` DF`, then a space or the end
   const df = i + 3 <= n && b[i] === 32 && b[i + 1] === 68 && b[i + 2] === 70 && (i + 3 === n || b[i + 3] === 32)
   if (df) i += 3
-  if (!keyAt(v, i, n, keyProto)) return false
+  if (!keyAt(v, i, n, keyProto)) return TAIL_NONE
   const protoFrom = i + 7
   const protoTo = valueEnd(b, protoFrom, n)
-  if (protoTo - protoFrom !== 3) return false
+  if (protoTo - protoFrom !== 3) return readIcmpTail(b, v, df, protoFrom, protoTo, n)
   const c0 = b[protoFrom]
   const tcp = c0 === 84 && b[protoFrom + 1] === 67 && b[protoFrom + 2] === 80 // TCP
-  if (!tcp && !(c0 === 85 && b[protoFrom + 1] === 68 && b[protoFrom + 2] === 80)) return false // UDP
-  if (!keyAt(v, protoTo, n, keySpt)) return false
+  if (!tcp && !(c0 === 85 && b[protoFrom + 1] === 68 && b[protoFrom + 2] === 80)) return TAIL_NONE // UDP
+  if (!keyAt(v, protoTo, n, keySpt)) return TAIL_NONE
   const sptFrom = protoTo + 5
   const sptTo = decimalEnd(b, sptFrom, n)
-  if (sptTo < 0 || !keyAt(v, sptTo, n, keyDpt)) return false
+  if (sptTo < 0 || !keyAt(v, sptTo, n, keyDpt)) return TAIL_NONE
   const spt = decimal
   const dptFrom = sptTo + 5
   const dptTo = decimalEnd(b, dptFrom, n)
-  if (dptTo < 0) return false
+  if (dptTo < 0) return TAIL_NONE
   const dpt = decimal
   // UDP: LEN; TCP: WINDOW, RES, the flag words in the kernel's order, URGP
   let tFrom = -1
@@ -1371,35 +1400,35 @@ const readTail = (b: Uint8Array, v: DataView, from: number, n: number): boolean 
   let t = -1
   let urgp = -1
   if (tcp) {
-    if (!keyAt(v, dptTo, n, keyWindow)) return false
+    if (!keyAt(v, dptTo, n, keyWindow)) return TAIL_NONE
     tFrom = dptTo + 8
     tTo = decimalEnd(b, tFrom, n)
-    if (tTo < 0 || !keyAt(v, tTo, n, keyRes)) return false
+    if (tTo < 0 || !keyAt(v, tTo, n, keyRes)) return TAIL_NONE
     t = decimal
     resFrom = tTo + 5
     resTo = valueEnd(b, resFrom, n)
-    if (resTo < 0) return false
+    if (resTo < 0) return TAIL_NONE
     i = resTo
     let lastBit = -1
     while (!keyAt(v, i, n, keyUrgp)) {
-      if (b[i] !== 32 || i + 1 >= n) return false
+      if (b[i] !== 32 || i + 1 >= n) return TAIL_NONE
       const wordTo = valueEnd(b, i + 1, n)
       const id = wordTo < 0 ? 0 : tokenId(b, i + 1, wordTo - i - 1)
       const bit = tcpFlagBit(id)
-      if (bit <= lastBit) return false // not a flag, or out of the kernel's order (or repeated)
+      if (bit <= lastBit) return TAIL_NONE // not a flag, or out of the kernel's order (or repeated)
       lastBit = bit
       flags |= 1 << bit
       i = wordTo
     }
     urgpFrom = i + 6
     urgpTo = decimalEnd(b, urgpFrom, n)
-    if (urgpTo < 0 || !atLineEnd(b, urgpTo, n)) return false
+    if (urgpTo < 0 || !atLineEnd(b, urgpTo, n)) return TAIL_NONE
     urgp = decimal
   } else {
-    if (!keyAt(v, dptTo, n, keyLen)) return false
+    if (!keyAt(v, dptTo, n, keyLen)) return TAIL_NONE
     tFrom = dptTo + 5
     tTo = decimalEnd(b, tFrom, n)
-    if (tTo < 0 || !atLineEnd(b, tTo, n)) return false
+    if (tTo < 0 || !atLineEnd(b, tTo, n)) return TAIL_NONE
     t = decimal
   }
   const o = places
@@ -1420,8 +1449,339 @@ const readTail = (b: Uint8Array, v: DataView, from: number, n: number): boolean 
   o.t = t
   o.urgp = urgp
   o.tcpFlags = flags
-  return true
+  return TAIL_TCP_UDP
 }
+
+// The ICMP tail: `[DF] PROTO=ICMP TYPE= CODE=` (or `PROTO=ICMPv6`), then `ID= SEQ=` (echo request
+// and reply), a quoted packet (errors, see `readInner`) with or without ` MTU=` after it, or
+// nothing, to the end of the line. Other ICMP shapes (GATEWAY=, PARAMETER=, INCOMPLETE, ...) are
+// left to the token loop.
+
+const keyType = new Key(" TYPE=")
+const keyCode = new Key(" CODE=")
+const keySeq = new Key(" SEQ=")
+
+/** `readTail` after a `PROTO=` whose value `b[protoFrom..protoTo)` is not 3 long: ICMP or ICMPv6, or none. */
+const readIcmpTail = (b: Uint8Array, v: DataView, df: boolean, protoFrom: number, protoTo: number, n: number): number => {
+  const length = protoTo - protoFrom
+  if (length !== 4 && length !== 6) return TAIL_NONE
+  // ICMP, then nothing or v6
+  if (b[protoFrom] !== 73 || b[protoFrom + 1] !== 67 || b[protoFrom + 2] !== 77 || b[protoFrom + 3] !== 80) return TAIL_NONE
+  const v6 = length === 6
+  if (v6 && (b[protoFrom + 4] !== 118 || b[protoFrom + 5] !== 54)) return TAIL_NONE
+  if (!keyAt(v, protoTo, n, keyType)) return TAIL_NONE
+  const typeFrom = protoTo + 6
+  const typeTo = decimalEnd(b, typeFrom, n)
+  if (typeTo < 0 || !keyAt(v, typeTo, n, keyCode)) return TAIL_NONE
+  const type = decimal
+  const codeFrom = typeTo + 6
+  const codeTo = decimalEnd(b, codeFrom, n)
+  if (codeTo < 0) return TAIL_NONE
+  const code = decimal
+  let echoIdFrom = -1
+  let echoIdTo = -1
+  let seqFrom = 0
+  let seqTo = 0
+  let echoId = -1
+  let seq = -1
+  let inner = false
+  let mtuFrom = -1
+  let mtuTo = -1
+  let mtu = -1
+  if (atLineEnd(b, codeTo, n)) {
+    // TYPE= CODE= alone
+  } else if (!keyAt(v, codeTo, n, keyId)) {
+    const innerTo = readInner(b, v, wordsOf(b), codeTo, n)
+    if (innerTo < 0) return TAIL_NONE
+    inner = true
+    if (!atLineEnd(b, innerTo, n)) {
+      if (!keyAt(v, innerTo, n, keyMtu)) return TAIL_NONE
+      mtuFrom = innerTo + 5
+      mtuTo = decimalEnd(b, mtuFrom, n)
+      if (mtuTo < 0 || !atLineEnd(b, mtuTo, n)) return TAIL_NONE
+      mtu = decimal
+    }
+  } else {
+    echoIdFrom = codeTo + 4
+    echoIdTo = decimalEnd(b, echoIdFrom, n)
+    if (echoIdTo < 0 || !keyAt(v, echoIdTo, n, keySeq)) return TAIL_NONE
+    echoId = decimal
+    seqFrom = echoIdTo + 5
+    seqTo = decimalEnd(b, seqFrom, n)
+    if (seqTo < 0 || !atLineEnd(b, seqTo, n)) return TAIL_NONE
+    seq = decimal
+  }
+  const o = places
+  o.df = df
+  o.icmpV6 = v6
+  o.typeFrom = typeFrom
+  o.typeTo = typeTo
+  o.codeFrom = codeFrom
+  o.codeTo = codeTo
+  o.echoIdFrom = echoIdFrom
+  o.echoIdTo = echoIdTo
+  o.seqFrom = seqFrom
+  o.seqTo = seqTo
+  o.icmpType = type
+  o.icmpCode = code
+  o.echoId = echoId
+  o.echoSeq = seq
+  o.inner = inner
+  o.mtuFrom = mtuFrom
+  o.mtuTo = mtuTo
+  o.mtu = mtu
+  return TAIL_ICMP
+}
+
+// An ICMP error quotes the packet it is about: ` [SRC= DST= LEN= <IPv4 or IPv6 header> [DF]
+// PROTO=... ]`, then ` MTU=` (fragmentation needed, packet too big) or nothing. The quoted packet
+// goes to the event's `inner` only (the token loop keeps it out of the wire map), so only the
+// places of the texts the typed event needs are kept, and the numbers.
+
+const keyInnerSrc = new Key(" [SRC=")
+const keyMtu = new Key(" MTU=")
+const keyAckValue = new Key(" ACK=")
+
+const P_UDP = 1
+const P_TCP = 2
+const P_ICMP = 3
+const P_ICMPV6 = 4
+
+/** Where `readInner` found the quoted packet's values (valid until the next line). */
+class InnerPlaces {
+  srcFrom = 0
+  srcTo = 0
+  dstFrom = 0
+  dstTo = 0
+  length = -1
+  ttl = -1
+  /** IPv4 only. */
+  id = -1
+  v4 = true
+  /** TOS / TC, PREC / -, - / FLOWLBL. */
+  aFrom = 0
+  aTo = 0
+  bFrom = 0
+  bTo = 0
+  cFrom = 0
+  cTo = 0
+  df = false
+  proto = 0
+  spt = -1
+  dpt = -1
+  /** UDP: LEN; TCP: WINDOW. */
+  t = -1
+  /** TCP: whether `SEQ= ACK=` are there, and their numbers. */
+  sequence = false
+  seq = -1
+  ack = -1
+  resFrom = 0
+  resTo = 0
+  tcpFlags = 0
+  urgp = -1
+  // ICMP
+  icmpType = -1
+  icmpCode = -1
+  echo = false
+  echoId = -1
+  echoSeq = -1
+}
+const innerPlaces = new InnerPlaces()
+
+/**
+ * Reads the quoted packet from ` [SRC=` at `b[i]` to its ` ]` (into `innerPlaces`), and returns
+ * where the ` ]` ended, or -1 when it is not the usual shape.
+ */
+const readInner = (b: Uint8Array, v: DataView, words: Int32Array, i: number, n: number): number => {
+  if (!keyAt(v, i, n, keyInnerSrc)) return -1
+  const q = innerPlaces
+  const srcFrom = i + 6
+  const srcTo = longValueEnd(b, words, srcFrom, n)
+  if (srcTo < 0 || !keyAt(v, srcTo, n, keyDst)) return -1
+  const dstFrom = srcTo + 5
+  const dstTo = longValueEnd(b, words, dstFrom, n)
+  if (dstTo < 0 || !keyAt(v, dstTo, n, keyLen)) return -1
+  const lenTo = decimalEnd(b, dstTo + 5, n)
+  if (lenTo < 0) return -1
+  q.length = decimal
+  const v4 = keyAt(v, lenTo, n, keyTos)
+  if (!v4 && !keyAt(v, lenTo, n, keyTc)) return -1
+  const aFrom = lenTo + (v4 ? 5 : 4) // TOS / TC
+  const aTo = valueEnd(b, aFrom, n)
+  if (aTo < 0 || !keyAt(v, aTo, n, v4 ? keyPrec : keyHoplimit)) return -1
+  const bFrom = aTo + (v4 ? 6 : 10) // PREC / HOPLIMIT
+  const bTo = v4 ? valueEnd(b, bFrom, n) : decimalEnd(b, bFrom, n)
+  if (bTo < 0 || !keyAt(v, bTo, n, v4 ? keyTtl : keyFlowlbl)) return -1
+  q.ttl = decimal // (HOPLIMIT)
+  const cFrom = bTo + (v4 ? 5 : 9) // TTL / FLOWLBL
+  const cTo = v4 ? decimalEnd(b, cFrom, n) : valueEnd(b, cFrom, n)
+  if (cTo < 0) return -1
+  i = cTo
+  q.id = -1
+  if (v4) {
+    q.ttl = decimal
+    if (!keyAt(v, cTo, n, keyId)) return -1
+    i = decimalEnd(b, cTo + 4, n)
+    if (i < 0) return -1
+    q.id = decimal
+  }
+  q.srcFrom = srcFrom
+  q.srcTo = srcTo
+  q.dstFrom = dstFrom
+  q.dstTo = dstTo
+  q.v4 = v4
+  q.aFrom = aFrom
+  q.aTo = aTo
+  q.bFrom = bFrom
+  q.bTo = bTo
+  q.cFrom = cFrom
+  q.cTo = cTo
+  // ` DF`, then a space or the end
+  const df = i + 3 <= n && b[i] === 32 && b[i + 1] === 68 && b[i + 2] === 70 && (i + 3 === n || b[i + 3] === 32)
+  if (df) i += 3
+  q.df = df
+  if (!keyAt(v, i, n, keyProto)) return -1
+  const protoFrom = i + 7
+  const protoTo = valueEnd(b, protoFrom, n)
+  if (protoTo < 0) return -1
+  const c0 = b[protoFrom]
+  let proto = 0
+  switch (protoTo - protoFrom) {
+    case 3:
+      if (c0 === 84 && b[protoFrom + 1] === 67 && b[protoFrom + 2] === 80) proto = P_TCP
+      else if (c0 === 85 && b[protoFrom + 1] === 68 && b[protoFrom + 2] === 80) proto = P_UDP
+      break
+    case 4:
+    case 6:
+      if (c0 === 73 && b[protoFrom + 1] === 67 && b[protoFrom + 2] === 77 && b[protoFrom + 3] === 80) {
+        if (protoTo - protoFrom === 4) proto = P_ICMP
+        else if (b[protoFrom + 4] === 118 && b[protoFrom + 5] === 54) proto = P_ICMPV6
+      }
+      break
+  }
+  q.proto = proto
+  i = protoTo
+  if (proto === P_TCP || proto === P_UDP) {
+    if (!keyAt(v, i, n, keySpt)) return -1
+    i = decimalEnd(b, i + 5, n)
+    if (i < 0 || !keyAt(v, i, n, keyDpt)) return -1
+    q.spt = decimal
+    i = decimalEnd(b, i + 5, n)
+    if (i < 0) return -1
+    q.dpt = decimal
+    if (proto === P_UDP) {
+      if (!keyAt(v, i, n, keyLen)) return -1
+      i = decimalEnd(b, i + 5, n)
+      if (i < 0) return -1
+      q.t = decimal
+    } else {
+      q.sequence = keyAt(v, i, n, keySeq)
+      if (q.sequence) {
+        i = decimalEnd(b, i + 5, n)
+        if (i < 0 || !keyAt(v, i, n, keyAckValue)) return -1
+        q.seq = decimal
+        i = decimalEnd(b, i + 5, n)
+        if (i < 0) return -1
+        q.ack = decimal
+      }
+      if (!keyAt(v, i, n, keyWindow)) return -1
+      i = decimalEnd(b, i + 8, n)
+      if (i < 0 || !keyAt(v, i, n, keyRes)) return -1
+      q.t = decimal
+      q.resFrom = i + 5
+      i = valueEnd(b, i + 5, n)
+      if (i < 0) return -1
+      q.resTo = i
+      let lastBit = -1
+      let flags = 0
+      while (!keyAt(v, i, n, keyUrgp)) {
+        if (b[i] !== 32 || i + 1 >= n) return -1
+        const wordTo = valueEnd(b, i + 1, n)
+        const id = wordTo < 0 ? 0 : tokenId(b, i + 1, wordTo - i - 1)
+        const bit = tcpFlagBit(id)
+        if (bit <= lastBit) return -1 // not a flag, or out of the kernel's order (or repeated)
+        lastBit = bit
+        flags |= 1 << bit
+        i = wordTo
+      }
+      q.tcpFlags = flags
+      i = decimalEnd(b, i + 6, n)
+      if (i < 0) return -1
+      q.urgp = decimal
+    }
+  } else if (proto !== 0) {
+    if (!keyAt(v, i, n, keyType)) return -1
+    i = decimalEnd(b, i + 6, n)
+    if (i < 0 || !keyAt(v, i, n, keyCode)) return -1
+    q.icmpType = decimal
+    i = decimalEnd(b, i + 6, n)
+    if (i < 0) return -1
+    q.icmpCode = decimal
+    q.echo = keyAt(v, i, n, keyId)
+    if (q.echo) {
+      i = decimalEnd(b, i + 4, n)
+      if (i < 0 || !keyAt(v, i, n, keySeq)) return -1
+      q.echoId = decimal
+      i = decimalEnd(b, i + 5, n)
+      if (i < 0) return -1
+      q.echoSeq = decimal
+    }
+  } else return -1
+  // ` ]`, then a space or the end
+  if (i + 2 > n || b[i] !== 32 || b[i + 1] !== 93 || (i + 2 < n && b[i + 2] !== 32)) return -1
+  return i + 2
+}
+
+/** `innerPlaces` as the event's `inner` (`innerPacket`'s object); undefined when one of its numbers is not a decimal. */
+const innerOf = (text: string, b: Uint8Array): Inner | undefined => {
+  const q = innerPlaces
+  const proto = q.proto
+  const ports = proto === P_TCP || proto === P_UDP
+  if (q.length < 0 || q.ttl < 0 || (q.v4 && q.id < 0)) return undefined
+  if (ports && (q.spt < 0 || q.dpt < 0 || q.t < 0)) return undefined
+  if (proto === P_TCP && (q.urgp < 0 || (q.sequence && (q.seq < 0 || q.ack < 0)))) return undefined
+  if (!ports && (q.icmpType < 0 || q.icmpCode < 0 || (q.echo && (q.echoId < 0 || q.echoSeq < 0)))) return undefined
+  const srcText = textOf(text, q.srcFrom, q.srcTo)
+  const srcV6 = hasColon(b, q.srcFrom, q.srcTo)
+  const srcIp = srcV6 ? ipv6Of(srcText, text, b, q.srcFrom, q.srcTo) : srcText
+  const dstText = textOf(text, q.dstFrom, q.dstTo)
+  const dstIp = hasColon(b, q.dstFrom, q.dstTo) ? ipv6Of(dstText, text, b, q.dstFrom, q.dstTo) : dstText
+  const length = q.length
+  const ttl = q.ttl
+  let ip: IpHeader
+  if (q.v4) {
+    const tos = hexByteText(text, b, q.aFrom, q.aTo)
+    const precedence = hexByteText(text, b, q.bFrom, q.bTo)
+    const version = srcV6 ? 6 : 4
+    ip = q.df
+      ? { version, length, ttl, tos, precedence, id: q.id, flags: ["DF"] }
+      : { version, length, ttl, tos, precedence, id: q.id }
+  } else {
+    const trafficClass = decimalText(text, b, q.aFrom, q.aTo, decimalAt(b, q.aFrom, q.aTo))
+    const flowLabel = textOf(text, q.cFrom, q.cTo)
+    ip = q.df
+      ? { version: 6, length, ttl, flags: ["DF"], trafficClass, flowLabel }
+      : { version: 6, length, ttl, trafficClass, flowLabel }
+  }
+  switch (proto) {
+    case P_UDP:
+      return { protocol: "UDP", src: { ip: srcIp, port: q.spt }, dst: { ip: dstIp, port: q.dpt }, ip, udp: { length: q.t } }
+    case P_TCP: {
+      const bits = q.tcpFlags
+      const flags = bits === TCP_SYN ? ["SYN"] : flagList(bits, tcpFlagNames)
+      const reserved = hexByteText(text, b, q.resFrom, q.resTo)
+      const tcp: TcpHeader = q.sequence
+        ? { seq: q.seq, ack: q.ack, window: q.t, reserved, flags, urgentPointer: q.urgp }
+        : { window: q.t, reserved, flags, urgentPointer: q.urgp }
+      return { protocol: "TCP", src: { ip: srcIp, port: q.spt }, dst: { ip: dstIp, port: q.dpt }, ip, tcp }
+    }
+  }
+  const icmp: IcmpHeader = q.echo
+    ? { type: q.icmpType, code: q.icmpCode, id: q.echoId, seq: q.echoSeq }
+    : { type: q.icmpType, code: q.icmpCode }
+  return { protocol: proto === P_ICMP ? "ICMP" : "ICMPv6", src: { ip: srcIp }, dst: { ip: dstIp }, ip, icmp }
+}
+
 
 /** The token id of each TCP flag bit (`tcpFlagNames` order). */
 const tcpFlagIds: ReadonlyArray<number> = tcpFlagNames.map((name) => tokenIds.get(name)!)
@@ -1578,6 +1938,125 @@ const fastEvent = (text: string, b: Uint8Array, v: DataView, action: Action, con
     : {
       timestamp: context.timestamp, action, host: context.host, protocol, src: srcEndpoint, dst: dstEndpoint,
       in: inIface, out: outIface, mac, ip, udp: { length: t }, fields
+    }
+}
+
+/**
+ * The event of a line whose head and ICMP tail `readHead` and `readIcmpTail` found (`places`),
+ * exactly as the token loop and `assemble` make it (`assemble`'s key-by-key event: no ports, an
+ * `icmp` header); undefined when one of its numbers is not a decimal.
+ */
+const icmpEvent = (text: string, b: Uint8Array, v: DataView, action: Action, context: LineContext): DropEvent | undefined => {
+  const o = places
+  const v4 = o.v4
+  const df = o.df
+  const length = o.length
+  const ttl = o.ttl
+  const ipId = v4 ? o.id : 0
+  const type = o.icmpType
+  const code = o.icmpCode
+  const echo = o.echoIdFrom >= 0
+  const echoId = echo ? o.echoId : 0
+  const seq = echo ? o.echoSeq : 0
+  const hasMtu = o.mtuFrom >= 0
+  const mtu = hasMtu ? o.mtu : 0
+  if (length < 0 || ttl < 0 || ipId < 0 || type < 0 || code < 0 || echoId < 0 || seq < 0 || mtu < 0) return undefined
+  let inner: Inner | undefined = undefined
+  if (o.inner) {
+    inner = innerOf(text, b)
+    if (inner === undefined) return undefined
+  }
+
+  const inIface = textOf(text, o.inFrom, o.inTo)
+  const outIface = textOf(text, o.outFrom, o.outTo)
+  let raw: string | undefined = undefined // MAC=
+  let mac: DropEvent["mac"] = undefined
+  const macFrom = o.macFrom
+  if (macFrom >= 0) {
+    if (o.macTo - macFrom === 41) {
+      const slot = macSlotOf(text, b, v, macFrom)
+      raw = macTexts[slot]!
+      mac = { dst: macDsts[slot]!, src: macSrcs[slot]!, ethertype: macEtherTypes[slot]! }
+    } else {
+      raw = textOf(text, macFrom, o.macTo)
+      if (raw.length > 0) mac = { raw }
+    }
+  }
+  const src = textOf(text, o.srcFrom, o.srcTo)
+  const srcV6 = hasColon(b, o.srcFrom, o.srcTo)
+  const srcIp = srcV6 ? ipv6Of(src, text, b, o.srcFrom, o.srcTo) : src
+  const dst = textOf(text, o.dstFrom, o.dstTo)
+  const dstIp = hasColon(b, o.dstFrom, o.dstTo) ? ipv6Of(dst, text, b, o.dstFrom, o.dstTo) : dst
+  const len = decimalText(text, b, o.lenFrom, o.lenTo, length)
+  const protocol = o.icmpV6 ? "ICMPv6" : "ICMP"
+  const typeText = decimalText(text, b, o.typeFrom, o.typeTo, type)
+  const codeText = decimalText(text, b, o.codeFrom, o.codeTo, code)
+
+  // the wire map: the head's keys as one literal, then the tail's, each at its own store site (an
+  // echo's ID= is the wire map's second ID after an IPv4 header: the first, the header's, stays)
+  let fields: Record<string, string>
+  let ip: IpHeader
+  if (v4) {
+    const tos = hexByteText(text, b, o.aFrom, o.aTo)
+    const prec = hexByteText(text, b, o.bFrom, o.bTo)
+    const ttlText = decimalText(text, b, o.cFrom, o.cTo, ttl)
+    const idText = decimalText(text, b, o.dFrom, o.dTo, ipId)
+    const version = srcV6 ? 6 : 4
+    ip = df
+      ? { version, length, ttl, tos, precedence: prec, id: ipId, flags: ["DF"] }
+      : { version, length, ttl, tos, precedence: prec, id: ipId }
+    fields = raw === undefined
+      ? { IN: inIface, OUT: outIface, SRC: src, DST: dst, LEN: len, TOS: tos, PREC: prec, TTL: ttlText, ID: idText }
+      : { IN: inIface, OUT: outIface, MAC: raw, SRC: src, DST: dst, LEN: len, TOS: tos, PREC: prec, TTL: ttlText, ID: idText }
+  } else {
+    const tc = decimalText(text, b, o.aFrom, o.aTo, decimalAt(b, o.aFrom, o.aTo))
+    const hoplimit = decimalText(text, b, o.bFrom, o.bTo, ttl)
+    const flowLabel = textOf(text, o.cFrom, o.cTo)
+    ip = df
+      ? { version: 6, length, ttl, flags: ["DF"], trafficClass: tc, flowLabel }
+      : { version: 6, length, ttl, trafficClass: tc, flowLabel }
+    fields = raw === undefined
+      ? { IN: inIface, OUT: outIface, SRC: src, DST: dst, LEN: len, TC: tc, HOPLIMIT: hoplimit, FLOWLBL: flowLabel }
+      : {
+        IN: inIface, OUT: outIface, MAC: raw, SRC: src, DST: dst, LEN: len, TC: tc, HOPLIMIT: hoplimit,
+        FLOWLBL: flowLabel
+      }
+  }
+  if (df) fields.DF = ""
+  fields.PROTO = protocol
+  fields.TYPE = typeText
+  fields.CODE = codeText
+  let icmp: IcmpHeader
+  if (echo) {
+    if (!v4) fields.ID = decimalText(text, b, o.echoIdFrom, o.echoIdTo, echoId)
+    fields.SEQ = decimalText(text, b, o.seqFrom, o.seqTo, seq)
+    icmp = { type, code, id: echoId, seq }
+  } else if (hasMtu) {
+    fields.MTU = decimalText(text, b, o.mtuFrom, o.mtuTo, mtu)
+    icmp = { type, code, mtu }
+  } else icmp = { type, code }
+  fields.ACTION = action
+
+  // the event (keys in Schema order; `mac` and `inner` only when there is one)
+  if (inner !== undefined) {
+    return mac === undefined
+      ? {
+        timestamp: context.timestamp, action, host: context.host, protocol, src: { ip: srcIp }, dst: { ip: dstIp },
+        in: inIface, out: outIface, ip, icmp, inner, fields
+      }
+      : {
+        timestamp: context.timestamp, action, host: context.host, protocol, src: { ip: srcIp }, dst: { ip: dstIp },
+        in: inIface, out: outIface, mac, ip, icmp, inner, fields
+      }
+  }
+  return mac === undefined
+    ? {
+      timestamp: context.timestamp, action, host: context.host, protocol, src: { ip: srcIp }, dst: { ip: dstIp },
+      in: inIface, out: outIface, ip, icmp, fields
+    }
+    : {
+      timestamp: context.timestamp, action, host: context.host, protocol, src: { ip: srcIp }, dst: { ip: dstIp },
+      in: inIface, out: outIface, mac, ip, icmp, fields
     }
 }
 
@@ -1820,9 +2299,12 @@ const parseFrom = (text: string, from: number, action: Action, context: LineCont
   const n = text.length
   const v = viewOf(b)
   const headEnd = readHead(b, v, wordsOf(b), from, n)
-  if (headEnd >= 0 && readTail(b, v, headEnd, n)) {
-    const event = fastEvent(text, b, v, action, context)
-    if (event !== undefined) return { _tag: "Event", event }
+  if (headEnd >= 0) {
+    const tail = readTail(b, v, headEnd, n)
+    if (tail !== TAIL_NONE) {
+      const event = tail === TAIL_TCP_UDP ? fastEvent(text, b, v, action, context) : icmpEvent(text, b, v, action, context)
+      if (event !== undefined) return { _tag: "Event", event }
+    }
   }
   const scan = new Scan(text)
   let count = 0

@@ -78,6 +78,94 @@ const usualLine = fc
     return `${prefix}${tokens.join(" ")}${l.end}`
   })
 
+/** The head of `usualLine`'s lines, on its own (for the ICMP lines below). */
+const lineHead = fc
+  .record({ v6: fc.boolean(), inIface: text, outIface: text, mac, src: address, dst: address, len: number, a: text, b: number, c: number, d: number, df: fc.boolean() })
+  .map((l) => {
+    const ip = l.v6 ? `LEN=${l.len} TC=${l.a} HOPLIMIT=${l.b} FLOWLBL=${l.c}` : `LEN=${l.len} TOS=${l.a} PREC=0x00 TTL=${l.b} ID=${l.d}`
+    const tokens = [`IN=${l.inIface}`, `OUT=${l.outIface}`, ...(l.mac === undefined ? [] : [`MAC=${l.mac}`]), `SRC=${l.src}`, `DST=${l.dst}`, ip, ...(l.df ? ["DF"] : [])]
+    return `${prefix}${tokens.join(" ")}`
+  })
+
+/** The quoted packet of an ICMP error (`[SRC= ... ]`), usual shapes and near misses. */
+const quoted = fc
+  .record({
+    v6: fc.boolean(),
+    src: address,
+    dst: address,
+    len: number,
+    a: text,
+    b: number,
+    c: number,
+    d: number,
+    df: fc.boolean(),
+    proto: fc.oneof({ arbitrary: fc.constantFrom("UDP", "TCP", "ICMP", "ICMPv6"), weight: 12 }, { arbitrary: fc.constantFrom("UDPLITE", "SCTP", "TCQ", "ICMPv5", ""), weight: 1 }),
+    spt: number,
+    dpt: number,
+    t: number,
+    sequence: fc.boolean(),
+    ackKey: fc.oneof({ arbitrary: fc.constant("ACK"), weight: 6 }, { arbitrary: fc.constantFrom("XCK", "SEQ", "ACKS", "AC"), weight: 1 }),
+    seq: number,
+    ack: number,
+    res: fc.oneof(fc.constantFrom("0x00", "0x0F", "0xc0", "0X00"), text),
+    flags: fc.subarray(flagNames),
+    urgp: number,
+    echo: fc.boolean(),
+    extra: fc.oneof({ arbitrary: fc.constant(""), weight: 12 }, { arbitrary: fc.constantFrom(" MTU=1", " IN=a", " X", " DF", " LEN=5", " ID=1", " ]", " [SRC=1.2.3.4"), weight: 1 })
+  })
+  .map((q) => {
+    const ip = q.v6 ? `LEN=${q.len} TC=${q.a} HOPLIMIT=${q.b} FLOWLBL=${q.c}` : `LEN=${q.len} TOS=${q.a} PREC=0x00 TTL=${q.b} ID=${q.d}`
+    const rest = q.proto === "UDP" || q.proto === "UDPLITE"
+      ? ` SPT=${q.spt} DPT=${q.dpt} LEN=${q.t}`
+      : q.proto === "TCP" || q.proto === "TCQ" || q.proto === "SCTP"
+      ? ` SPT=${q.spt} DPT=${q.dpt}${q.sequence ? ` SEQ=${q.seq} ${q.ackKey}=${q.ack}` : ""} WINDOW=${q.t} RES=${q.res}${q.flags.map((f) => ` ${f}`).join("")} URGP=${q.urgp}`
+      : ` TYPE=${q.spt} CODE=${q.dpt}${q.echo ? ` ID=${q.seq} SEQ=${q.ack}` : ""}`
+    return `[SRC=${q.src} DST=${q.dst} ${ip}${q.df ? " DF" : ""} PROTO=${q.proto}${rest}${q.extra} ]`
+  })
+
+/** An ICMP or ICMPv6 line: echo (`ID= SEQ=`), an error with its quoted packet (and MTU=), bare `TYPE= CODE=`, and near misses. */
+const icmpLine = fc
+  .record({
+    lineHead,
+    proto: fc.oneof({ arbitrary: fc.constantFrom("ICMP", "ICMPv6"), weight: 8 }, { arbitrary: fc.constantFrom("ICMPv4", "ICMPv", "ICMX", "icmp", "ICMPV6", "TCP", "UDP", ""), weight: 1 }),
+    type: number,
+    code: number,
+    echo: fc.oneof(
+      { arbitrary: fc.constantFrom("echo", "error"), weight: 6 },
+      { arbitrary: fc.constantFrom("none", "id", "seq", "swapped", "more", "mtu", "gateway", "glued", "unclosed"), weight: 2 }
+    ),
+    id: number,
+    seq: number,
+    quoted,
+    mtu: fc.oneof(fc.constant(undefined), number),
+    end: fc.constantFrom("", " ", "  ")
+  })
+  .map((l) => {
+    const mtu = l.mtu === undefined ? "" : ` MTU=${l.mtu}`
+    const rest = l.echo === "echo"
+      ? ` ID=${l.id} SEQ=${l.seq}`
+      : l.echo === "error"
+      ? ` ${l.quoted}${mtu}`
+      : l.echo === "id"
+      ? ` ID=${l.id}`
+      : l.echo === "seq"
+      ? ` SEQ=${l.seq}`
+      : l.echo === "swapped"
+      ? ` SEQ=${l.seq} ID=${l.id}`
+      : l.echo === "more"
+      ? ` ID=${l.id} SEQ=${l.seq} MTU=1400`
+      : l.echo === "mtu"
+      ? ` MTU=${l.mtu ?? 1}`
+      : l.echo === "gateway"
+      ? ` GATEWAY=10.0.0.1 ${l.quoted}`
+      : l.echo === "glued"
+      ? ` ${l.quoted.slice(0, -2)}]${mtu}`
+      : l.echo === "unclosed"
+      ? ` ${l.quoted.slice(0, -2)}${mtu}`
+      : ""
+    return `${l.lineHead} PROTO=${l.proto} TYPE=${l.type} CODE=${l.code}${rest}${l.end}`
+  })
+
 describe("the event fast path", () => {
   it("gives the token loop's event for every real line", () => {
     for (const line of allLines) expectSame(run(line), run(viaTokenLoop(line)))
@@ -85,6 +173,42 @@ describe("the event fast path", () => {
 
   it("gives the token loop's event for usual lines with any values, numbers that are not ones included", () => {
     fc.assert(fc.property(usualLine, (line) => expectSame(run(line), run(viaTokenLoop(line)))), { numRuns: 4000 })
+  })
+
+  it("gives the token loop's event for ICMP and ICMPv6 lines (echo, errors, bare) with any values, numbers that are not ones included", () => {
+    fc.assert(fc.property(icmpLine, (line) => expectSame(run(line), run(viaTokenLoop(line)))), { numRuns: 6000 })
+  })
+
+  it("gives the token loop's event for ICMP errors whose quoted packet is nearly the usual one", () => {
+    const line = `${prefix}IN=lo OUT= SRC=10.0.0.1 DST=10.0.0.2 LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=1 PROTO=ICMP TYPE=3 CODE=3 [SRC=10.0.0.2 DST=10.0.0.1 LEN=30 TOS=0x00 PREC=0x00 TTL=64 ID=636 DF PROTO=UDP SPT=5 DPT=6 LEN=10 ] `
+    expectSame(run(line), run(viaTokenLoop(line)))
+    for (const [from, to] of [[" ] ", "  "], [" ] ", " X ] "], [" ] ", "] "], [" ] ", " ]MTU=1"], [" ] ", " ]  MTU=1"], ["[SRC", "[ SRC"], [" DF PROTO", " DF DF PROTO"], ["LEN=10", "LEN=10 LEN=11"], ["CODE=3 [", "CODE=3 MTU=1 ["]] as const) {
+      const edited = line.replace(from, to)
+      expect(edited).not.toBe(line)
+      expectSame(run(edited), run(viaTokenLoop(edited)))
+    }
+  })
+
+  it("gives the token loop's event for the ICMP echo lines of a sequence, JSON lines included", () => {
+    const lines = [
+      `${prefix}IN=vrf09 OUT= MAC=${macs[2]} SRC=192.0.2.7 DST=127.0.0.9 LEN=84 TOS=0x00 PREC=0x00 TTL=64 ID=4242 DF PROTO=ICMP TYPE=8 CODE=0 ID=17 SEQ=7 `,
+      `${prefix}IN=vrf09 OUT= SRC=192.0.2.7 DST=127.0.0.9 LEN=84 TOS=0x00 PREC=0x00 TTL=64 ID=4242 PROTO=ICMP TYPE=0 CODE=0 ID=17 SEQ=7`,
+      `${prefix}IN=lo OUT= MAC=${macs[1]} SRC=fe80:0000:0000:0000:0001:02ff:fe03:0004 DST=0000:0000:0000:0000:0000:0000:0000:0009 LEN=51 TC=0 HOPLIMIT=64 FLOWLBL=74565 PROTO=ICMPv6 TYPE=128 CODE=0 ID=1234 SEQ=5 `,
+      `${prefix}IN=lo OUT=eth0 SRC=2001:db8::1 DST=::1 LEN=51 TC=0 HOPLIMIT=64 FLOWLBL=0 PROTO=ICMPv6 TYPE=129 CODE=0 ID=0 SEQ=65535 `,
+      `${prefix}IN=lo OUT= MAC=${macs[0]} SRC=10.0.0.1 DST=10.0.0.2 LEN=28 TOS=0x00 PREC=0x00 TTL=64 ID=1 PROTO=ICMP TYPE=3 CODE=1 `,
+      `${prefix}IN=lo OUT= MAC=${macs[0]} SRC=127.0.0.1 DST=127.0.0.1 LEN=58 TOS=0x00 PREC=0xC0 TTL=64 ID=9 PROTO=ICMP TYPE=3 CODE=3 [SRC=127.0.0.1 DST=127.0.0.1 LEN=30 TOS=0x00 PREC=0x00 TTL=64 ID=636 DF PROTO=UDP SPT=57515 DPT=54329 LEN=10 ] `,
+      `${prefix}IN=lo OUT= SRC=127.0.0.1 DST=127.0.0.9 LEN=56 TOS=0x00 PREC=0x00 TTL=64 ID=4242 DF PROTO=ICMP TYPE=3 CODE=4 [SRC=10.0.0.5 DST=10.9.9.9 LEN=28 TOS=0x00 PREC=0x00 TTL=64 ID=4242 DF PROTO=ICMP TYPE=8 CODE=0 ID=77 SEQ=3 ] MTU=1400`,
+      `${prefix}IN=lo OUT= MAC=${macs[1]} SRC=2001:0db8:0000:0000:0001:0000:0000:0001 DST=0000:0000:0000:0000:0000:0000:0000:0009 LEN=108 TC=0 HOPLIMIT=64 FLOWLBL=74565 PROTO=ICMPv6 TYPE=2 CODE=0 [SRC=0000:0000:0000:0000:0000:0000:0000:0009 DST=2001:0db8:0000:0001:0000:0000:0000:0001 LEN=60 TC=0 HOPLIMIT=64 FLOWLBL=74565 PROTO=TCP SPT=443 DPT=50000 SEQ=5 ACK=6 WINDOW=100 RES=0x00 ACK PSH URGP=0 ] MTU=1280 `,
+      `${prefix}IN=lo OUT= SRC=10.0.0.1 DST=10.0.0.2 LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=1 PROTO=ICMP TYPE=11 CODE=0 [SRC=10.0.0.5 DST=8.8.8.8 LEN=32 TOS=0x00 PREC=0x00 TTL=1 ID=4242 PROTO=TCP SPT=1 DPT=2 WINDOW=3 RES=0x00 SYN URGP=0 ]`
+    ]
+    for (const line of lines) {
+      const fast = run(line)
+      expectSame(fast, run(viaTokenLoop(line)))
+      if (fast._tag !== "Event") throw new Error(fast.reason)
+      expect(fast.event.icmp).toBeDefined()
+      if (line.includes("[")) expect(fast.event.inner).toBeDefined()
+      expect(formatJsonLine(fast.event)).toBe(JSON.stringify(encodeDropEventJson(fast.event)))
+    }
   })
 
   it("gives the token loop's event for real lines with a character changed, removed or added", () => {
