@@ -47,7 +47,7 @@ export interface EventsSinkShape {
 }
 
 /** One kind of drop on one pod: the Event's key and text, built once and shared by its repeats. */
-interface Kind {
+export interface Kind {
   /** The aggregation key (see `occurrenceKey`). */
   readonly key: string
   readonly namespace: string
@@ -63,10 +63,13 @@ interface Kind {
   readonly peerKind: string | undefined
   readonly peerNamespace: string | undefined
   readonly peerName: string | undefined
+  /** The `occurrencesOf` call (its number) that last counted this kind, and its occurrence there. */
+  call: number
+  occurrence: Occurrence | undefined
 }
 
 /** Occurrences of one kind of drop on one pod (those of one batch with the same key). */
-interface Occurrence {
+export interface Occurrence {
   readonly kind: Kind
   /** Epoch microseconds of the first and the last drop. */
   first: number
@@ -132,7 +135,9 @@ const kindOf = (event: DropEvent, self: Endpoint, peer: Endpoint, side: "src" | 
     host: event.host,
     peerKind: peer.kind,
     peerNamespace: peer.namespace,
-    peerName: peer.name
+    peerName: peer.name,
+    call: 0,
+    occurrence: undefined
   }
 }
 
@@ -152,14 +157,23 @@ const getOrAdd = <K, V>(map: Map<K, V>, key: K, make: () => V): V => {
 }
 
 /**
- * The kinds seen so far, found without building their key for every drop: by peer IP, destination
- * port and pod name (strings the event holds already, hashed once), then the few sharing those are
- * compared field by field. Starts over beyond `max` kinds (a bound on its memory).
+ * The kinds seen so far, found without building their key for every drop: by pod name, destination
+ * port and peer IP (strings the event holds already), then the few sharing those are compared field
+ * by field. The peers of the last pod and port on each side are remembered, so a run of events to
+ * one pod's port (the usual case) costs one Map lookup per event: its peer's IP. Starts over beyond
+ * `max` kinds (a bound on its memory).
  */
 export class KindIndex {
   readonly #max: number
-  #byPeer = new Map<string, Map<number | undefined, Map<string, Array<Kind>>>>()
+  #byPod = new Map<string, Map<number | undefined, Map<string, Array<Kind>>>>()
   #size = 0
+  // the last pod and port looked up on each side, and their peers
+  #srcPod: string | undefined = undefined
+  #srcPort: number | undefined = undefined
+  #srcPeers: Map<string, Array<Kind>> | undefined = undefined
+  #dstPod: string | undefined = undefined
+  #dstPort: number | undefined = undefined
+  #dstPeers: Map<string, Array<Kind>> | undefined = undefined
   constructor(max = 20_000) {
     this.#max = max
   }
@@ -167,12 +181,32 @@ export class KindIndex {
   /** The kind of the Event on `self` (a pod with namespace and name) for `event`. */
   get(event: DropEvent, self: Endpoint, peer: Endpoint, side: "src" | "dst"): Kind {
     if (this.#size >= this.#max) {
-      this.#byPeer = new Map()
+      this.#byPod = new Map()
       this.#size = 0
+      this.#srcPeers = undefined
+      this.#dstPeers = undefined
     }
-    const byPort = getOrAdd(this.#byPeer, peer.ip ?? "", () => new Map())
-    const byPod = getOrAdd(byPort, event.dst.port, () => new Map())
-    const kinds = getOrAdd(byPod, self.name!, (): Array<Kind> => [])
+    const pod = self.name!
+    const port = event.dst.port
+    let peers: Map<string, Array<Kind>> | undefined
+    if (side === "src") {
+      peers = this.#srcPeers
+      if (peers === undefined || pod !== this.#srcPod || port !== this.#srcPort) {
+        peers = this.#peersOf(pod, port)
+        this.#srcPod = pod
+        this.#srcPort = port
+        this.#srcPeers = peers
+      }
+    } else {
+      peers = this.#dstPeers
+      if (peers === undefined || pod !== this.#dstPod || port !== this.#dstPort) {
+        peers = this.#peersOf(pod, port)
+        this.#dstPod = pod
+        this.#dstPort = port
+        this.#dstPeers = peers
+      }
+    }
+    const kinds = getOrAdd(peers, peer.ip ?? "", (): Array<Kind> => [])
     for (let i = 0; i < kinds.length; i++) {
       if (isKindOf(kinds[i]!, event, self, peer, side)) return kinds[i]!
     }
@@ -180,6 +214,10 @@ export class KindIndex {
     kinds.push(kind)
     this.#size++
     return kind
+  }
+
+  #peersOf(pod: string, port: number | undefined): Map<string, Array<Kind>> {
+    return getOrAdd(getOrAdd(this.#byPod, pod, () => new Map()), port, () => new Map())
   }
 }
 
@@ -195,17 +233,29 @@ export const occurrencesOf = (
   withAccepts = true,
   kinds: KindIndex = new KindIndex()
 ): Array<Occurrence> => {
+  // A kind counted before in this call finds its occurrence on itself (`call`), without the Map.
+  const call = ++calls
   const byKey = new Map<string, Occurrence>()
+  const out: Array<Occurrence> = []
   const add = (event: DropEvent, self: Endpoint, peer: Endpoint, side: "src" | "dst") => {
     const kind = kinds.get(event, self, peer, side)
-    const seen = byKey.get(kind.key)
+    let seen = kind.call === call ? kind.occurrence : undefined
     if (seen === undefined) {
-      byKey.set(kind.key, { kind, first: event.timestamp, last: event.timestamp, count: 1 })
-    } else {
-      seen.count++
-      if (event.timestamp < seen.first) seen.first = event.timestamp
-      if (event.timestamp > seen.last) seen.last = event.timestamp
+      seen = byKey.get(kind.key)
+      if (seen === undefined) {
+        seen = { kind, first: event.timestamp, last: event.timestamp, count: 1 }
+        byKey.set(kind.key, seen)
+        out.push(seen)
+        kind.call = call
+        kind.occurrence = seen
+        return
+      }
+      kind.call = call
+      kind.occurrence = seen
     }
+    seen.count++
+    if (event.timestamp < seen.first) seen.first = event.timestamp
+    if (event.timestamp > seen.last) seen.last = event.timestamp
   }
   for (let i = 0; i < events.length; i++) {
     const event = events[i]!
@@ -213,8 +263,10 @@ export const occurrencesOf = (
     if (isNamedPod(event.src)) add(event, event.src, event.dst, "src")
     if (isNamedPod(event.dst)) add(event, event.dst, event.src, "dst")
   }
-  return [...byKey.values()]
+  return out
 }
+/** Numbers the calls of `occurrencesOf`. */
+let calls = 0
 
 /** metav1.Time: RFC 3339 with seconds. */
 const kubeTime = (micros: number) => `${formatTimestamp(micros).slice(0, 19)}Z`
@@ -245,10 +297,14 @@ export const makeEventsSink = Effect.fn("EventsSink.make")(function*(settings: K
     return Metric.update(Metric.withAttributes(eventsSuppressed, { reason }), n)
   }
 
+  const occurrencesOfBatch = (events: ReadonlyArray<DropEvent>): ReadonlyArray<Occurrence> =>
+    occurrencesOf(events, settings.eventsForAccepts, kinds)
+
   /** Queues the occurrences of a batch; returns how many drops the full queue refused. */
-  const enqueue = (events: ReadonlyArray<DropEvent>): number => {
+  const enqueue = (occurrences: ReadonlyArray<Occurrence>): number => {
     let dropped = 0
-    for (const o of occurrencesOf(events, settings.eventsForAccepts, kinds)) {
+    for (let i = 0; i < occurrences.length; i++) {
+      const o = occurrences[i]!
       stats.offered += o.count
       if (queued.length < settings.eventsQueueSize) queued.push(o)
       else dropped += o.count
@@ -256,11 +312,14 @@ export const makeEventsSink = Effect.fn("EventsSink.make")(function*(settings: K
     return dropped
   }
 
-  const offerAll = (events: ReadonlyArray<DropEvent>): Effect.Effect<void> =>
+  const offerOccurrences = (occurrences: ReadonlyArray<Occurrence>): Effect.Effect<void> =>
     Effect.suspend(() => {
-      const dropped = enqueue(events)
+      const dropped = enqueue(occurrences)
       return dropped === 0 ? Effect.void : suppress("queue_full", dropped)
     })
+
+  const offerAll = (events: ReadonlyArray<DropEvent>): Effect.Effect<void> =>
+    Effect.suspend(() => offerOccurrences(occurrencesOfBatch(events)))
 
   const offer = (event: DropEvent): Effect.Effect<void> => offerAll([event])
 
