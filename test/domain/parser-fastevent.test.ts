@@ -45,46 +45,35 @@ const address = fc.oneof(
 )
 const flagNames = ["AE", "CWR", "ECE", "URG", "ACK", "PSH", "RST", "SYN", "FIN"]
 
-/** A line the fast path takes (or, with a number that is not one, leaves to the token loop). */
-const usualLine = fc
-  .record({
-    v6: fc.boolean(),
-    inIface: text,
-    outIface: text,
-    mac,
-    src: address,
-    dst: address,
-    len: number,
-    a: text,
-    b: number,
-    c: number,
-    d: number,
-    df: fc.boolean(),
-    tcp: fc.boolean(),
-    spt: number,
-    dpt: number,
-    t: number,
-    res: fc.oneof(fc.constantFrom("0x00", "0x0F", "0xc0", "0X00"), text),
-    flags: fc.subarray(flagNames),
-    urgp: number,
-    end: fc.constantFrom("", " ")
-  })
-  .map((l) => {
-    const ip = l.v6 ? `LEN=${l.len} TC=${l.a} HOPLIMIT=${l.b} FLOWLBL=${l.c}` : `LEN=${l.len} TOS=${l.a} PREC=0x00 TTL=${l.b} ID=${l.d}`
-    const tail = l.tcp
-      ? `PROTO=TCP SPT=${l.spt} DPT=${l.dpt} WINDOW=${l.t} RES=${l.res}${l.flags.map((f) => ` ${f}`).join("")} URGP=${l.urgp}`
-      : `PROTO=UDP SPT=${l.spt} DPT=${l.dpt} LEN=${l.t}`
-    const tokens = [`IN=${l.inIface}`, `OUT=${l.outIface}`, ...(l.mac === undefined ? [] : [`MAC=${l.mac}`]), `SRC=${l.src}`, `DST=${l.dst}`, ip, ...(l.df ? ["DF"] : []), tail]
-    return `${prefix}${tokens.join(" ")}${l.end}`
-  })
-
-/** The head of `usualLine`'s lines, on its own (for the ICMP lines below). */
+/** The head of a usual line: interfaces, MAC, addresses, the IP header (for `usualLine` and the ICMP lines below). */
 const lineHead = fc
   .record({ v6: fc.boolean(), inIface: text, outIface: text, mac, src: address, dst: address, len: number, a: text, b: number, c: number, d: number, df: fc.boolean() })
   .map((l) => {
     const ip = l.v6 ? `LEN=${l.len} TC=${l.a} HOPLIMIT=${l.b} FLOWLBL=${l.c}` : `LEN=${l.len} TOS=${l.a} PREC=0x00 TTL=${l.b} ID=${l.d}`
     const tokens = [`IN=${l.inIface}`, `OUT=${l.outIface}`, ...(l.mac === undefined ? [] : [`MAC=${l.mac}`]), `SRC=${l.src}`, `DST=${l.dst}`, ip, ...(l.df ? ["DF"] : [])]
     return `${prefix}${tokens.join(" ")}`
+  })
+
+/** A line the fast path takes (or, with a number that is not one, leaves to the token loop). */
+const usualLine = fc
+  .tuple(
+    lineHead,
+    fc.record({
+      tcp: fc.boolean(),
+      spt: number,
+      dpt: number,
+      t: number,
+      res: fc.oneof(fc.constantFrom("0x00", "0x0F", "0xc0", "0X00"), text),
+      flags: fc.subarray(flagNames),
+      urgp: number,
+      end: fc.constantFrom("", " ")
+    })
+  )
+  .map(([head, l]) => {
+    const tail = l.tcp
+      ? `PROTO=TCP SPT=${l.spt} DPT=${l.dpt} WINDOW=${l.t} RES=${l.res}${l.flags.map((f) => ` ${f}`).join("")} URGP=${l.urgp}`
+      : `PROTO=UDP SPT=${l.spt} DPT=${l.dpt} LEN=${l.t}`
+    return `${head} ${tail}${l.end}`
   })
 
 /** The quoted packet of an ICMP error (`[SRC= ... ]`), usual shapes and near misses. */
