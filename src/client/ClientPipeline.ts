@@ -15,7 +15,6 @@
 import { Context, Deferred, Effect, Fiber, Layer, Metric, Stream } from "effect"
 import type { Prefixes } from "../domain/Parser.ts"
 import { CheckpointStore } from "../journal/CheckpointStore.ts"
-import type { JournalEntry } from "../journal/JournalEntry.ts"
 import { JournalSource, type StartPosition } from "../journal/JournalSource.ts"
 import { cursorLostResets } from "../journal/metrics.ts"
 import { logThrottled } from "../observability/LogThrottle.ts"
@@ -38,19 +37,6 @@ export interface PipelineOptions {
   readonly drainMillis?: number | undefined
   /** Batches being delivered at the same time. Default 4. */
   readonly inFlight?: number | undefined
-}
-
-/** classify + parse a chunk of entries and cut it into batches of at most `size` entries (as the Batcher does). */
-export const toBatches = (
-  entries: ReadonlyArray<JournalEntry>,
-  prefixes: Prefixes,
-  size: number
-): Array<Batch> => {
-  const batcher = new Batcher(prefixes, size)
-  batcher.add(entries)
-  const batches: Array<Batch> = []
-  for (let batch = batcher.takeNow(); batch !== undefined; batch = batcher.takeNow()) batches.push(batch)
-  return batches
 }
 
 /**

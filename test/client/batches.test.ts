@@ -3,15 +3,24 @@
  * as rebuildable from their message (so PushBatch sends only ACTION of their map).
  */
 import { describe, expect, it } from "vitest"
-import { toBatches } from "../../src/client/ClientPipeline.ts"
-import { defaultPrefixes } from "../../src/domain/Parser.ts"
+import { type Batch, Batcher } from "../../src/client/Batcher.ts"
+import { defaultPrefixes, type Prefixes } from "../../src/domain/Parser.ts"
 import type { JournalEntry } from "../../src/journal/JournalEntry.ts"
+
+/** The batches a Batcher makes of `entries` read at once, taken one after the other. */
+const toBatches = (entries: ReadonlyArray<JournalEntry>, prefixes: Prefixes, size: number): Array<Batch> => {
+  const batcher = new Batcher(prefixes, size)
+  batcher.add(entries)
+  const batches: Array<Batch> = []
+  for (let batch = batcher.takeNow(); batch !== undefined; batch = batcher.takeNow()) batches.push(batch)
+  return batches
+}
 
 const cursor = (i: number) => `s=0123456789abcdef0123456789abcdef;i=${i.toString(16)};b=0123456789abcdef0123456789abcdef;m=1;t=1;x=1`
 const entry = (i: number, message: string) => ({ cursor: cursor(i), realtime: 1_700_000_000_000_000 + i, hostname: "fw-1", message }) as unknown as JournalEntry
 const tcp = "IN=vrf09 OUT= SRC=1.2.3.4 DST=4.3.2.1 LEN=40 PROTO=TCP SPT=1 DPT=2 SYN"
 
-describe("toBatches", () => {
+describe("the batches of a chunk of journal entries", () => {
   it("marks an event when its prefix is followed right away by IN= (the server parses it the same way)", () => {
     const [batch] = toBatches([
       entry(1, `nftables-metal-dropped: ${tcp}`),
