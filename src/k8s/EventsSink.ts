@@ -156,6 +156,13 @@ const getOrAdd = <K, V>(map: Map<K, V>, key: K, make: () => V): V => {
   return value
 }
 
+/** The last pod and destination port looked up on one side (src or dst) of a KindIndex, and their peers. */
+interface LastPeers {
+  pod: string | undefined
+  port: number | undefined
+  peers: Map<string, Array<Kind>> | undefined
+}
+
 /**
  * The kinds seen so far, found without building their key for every drop: by pod name, destination
  * port and peer IP (strings the event holds already), then the few sharing those are compared field
@@ -168,12 +175,8 @@ export class KindIndex {
   #byPod = new Map<string, Map<number | undefined, Map<string, Array<Kind>>>>()
   #size = 0
   // the last pod and port looked up on each side, and their peers
-  #srcPod: string | undefined = undefined
-  #srcPort: number | undefined = undefined
-  #srcPeers: Map<string, Array<Kind>> | undefined = undefined
-  #dstPod: string | undefined = undefined
-  #dstPort: number | undefined = undefined
-  #dstPeers: Map<string, Array<Kind>> | undefined = undefined
+  readonly #src: LastPeers = { pod: undefined, port: undefined, peers: undefined }
+  readonly #dst: LastPeers = { pod: undefined, port: undefined, peers: undefined }
   constructor(max = 20_000) {
     this.#max = max
   }
@@ -183,28 +186,18 @@ export class KindIndex {
     if (this.#size >= this.#max) {
       this.#byPod = new Map()
       this.#size = 0
-      this.#srcPeers = undefined
-      this.#dstPeers = undefined
+      this.#src.peers = undefined
+      this.#dst.peers = undefined
     }
     const pod = self.name!
     const port = event.dst.port
-    let peers: Map<string, Array<Kind>> | undefined
-    if (side === "src") {
-      peers = this.#srcPeers
-      if (peers === undefined || pod !== this.#srcPod || port !== this.#srcPort) {
-        peers = this.#peersOf(pod, port)
-        this.#srcPod = pod
-        this.#srcPort = port
-        this.#srcPeers = peers
-      }
-    } else {
-      peers = this.#dstPeers
-      if (peers === undefined || pod !== this.#dstPod || port !== this.#dstPort) {
-        peers = this.#peersOf(pod, port)
-        this.#dstPod = pod
-        this.#dstPort = port
-        this.#dstPeers = peers
-      }
+    const last = side === "src" ? this.#src : this.#dst
+    let peers = last.peers
+    if (peers === undefined || pod !== last.pod || port !== last.port) {
+      peers = this.#peersOf(pod, port)
+      last.pod = pod
+      last.port = port
+      last.peers = peers
     }
     const kinds = getOrAdd(peers, peer.ip ?? "", (): Array<Kind> => [])
     for (let i = 0; i < kinds.length; i++) {
