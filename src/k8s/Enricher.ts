@@ -16,7 +16,7 @@ import type { DropEvent, Endpoint } from "../domain/DropEvent.ts"
 import { ipKey } from "./ip.ts"
 import { IpIndex } from "./IpIndex.ts"
 import { KubeInformers } from "./KubeInformers.ts"
-import { enrichmentHits, enrichmentMisses } from "./metrics.ts"
+import { counterSeries, enrichmentHits, enrichmentMisses } from "./metrics.ts"
 
 export interface EnricherShape {
   /** Enriches src and dst. Synchronous, never fails, never blocks. */
@@ -39,11 +39,11 @@ const zero = (): Counts => ({ pod: 0, service: 0, node: 0, external: 0, unsynced
 
 /** The series of each count, attributed once (not per flush). */
 const series = {
-  pod: Metric.withAttributes(enrichmentHits, { kind: "pod" }),
-  service: Metric.withAttributes(enrichmentHits, { kind: "service" }),
-  node: Metric.withAttributes(enrichmentHits, { kind: "node" }),
-  external: Metric.withAttributes(enrichmentMisses, { kind: "external" }),
-  unsynced: Metric.withAttributes(enrichmentMisses, { kind: "unsynced" })
+  pod: counterSeries(enrichmentHits, { kind: "pod" }),
+  service: counterSeries(enrichmentHits, { kind: "service" }),
+  node: counterSeries(enrichmentHits, { kind: "node" }),
+  external: counterSeries(enrichmentMisses, { kind: "external" }),
+  unsynced: counterSeries(enrichmentMisses, { kind: "unsynced" })
 }
 const countedKinds = ["pod", "service", "node", "external", "unsynced"] as const
 

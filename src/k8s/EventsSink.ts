@@ -7,15 +7,21 @@
  * `PacketAccept` Events only with DROPTAILER_EVENTS_FOR_ACCEPTS=true.
  *
  * Protecting the API server:
- * - `offer` never blocks: the occurrences of a batch, counted per pod and kind of drop, go into a
- *   bounded queue; when it is full their drops are counted
- *   as suppressed (`droptailer_server_events_suppressed_total{reason="queue_full"}`).
+ * - `offerAll` never blocks and queues nothing: in the caller's fiber, each drop is counted
+ *   straight into the pending aggregate of its kind of Event (pod, peer, port, protocol), so a
+ *   batch costs a few Map lookups per drop and allocates only for kinds not pending yet.
+ * - The table of pending kinds is bounded (DROPTAILER_EVENTS_QUEUE_SIZE kinds): when it is full, an
+ *   occurrence of a kind not in it is dropped, counted
+ *   (`droptailer_server_events_suppressed_total{reason="queue_full"}`) and logged (rate-limited);
+ *   occurrences of a kind already pending are always counted. A kind stays pending until its
+ *   window is over and its count sent; while it waits for the API server it keeps counting.
  * - De-duplication: occurrences with the same (pod, peer, port, protocol) within
  *   DROPTAILER_EVENTS_INTERVAL aggregate into one Event: the first creates it (POST), repeats
  *   raise its `count` and `lastTimestamp` with a strategic-merge PATCH, flushed every
  *   DROPTAILER_EVENTS_FLUSH_INTERVAL (not one call per repeat).
- * - A token bucket (DROPTAILER_EVENTS_QPS, DROPTAILER_EVENTS_BURST) bounds all calls; what does
- *   not fit waits (still aggregating) for the next tick.
+ * - A background fiber creates and patches the Events every 200 ms; a token bucket
+ *   (DROPTAILER_EVENTS_QPS, DROPTAILER_EVENTS_BURST) bounds all calls; what does not fit waits
+ *   (still aggregating) for the next tick.
  * - After a failed call the sink pauses with jittered exponential backoff (API server down).
  */
 import { Context, Effect, Layer, Metric, Result, Schedule } from "effect"
@@ -38,8 +44,9 @@ export interface EventsSinkStats {
 }
 
 export interface EventsSinkShape {
-  /** Queues the Events of one (enriched) event. Never blocks, never fails. */
+  /** Counts the Events of one (enriched) event. Never blocks, never fails. */
   readonly offer: (event: DropEvent) => Effect.Effect<void>
+  /** Counts the Events of a batch into the pending kinds, at once (nothing is queued). */
   readonly offerAll: (events: ReadonlyArray<DropEvent>) => Effect.Effect<void>
   /** Sends what is pending now, as far as the rate limit allows (shutdown, tests). */
   readonly flush: Effect.Effect<void>
@@ -63,21 +70,12 @@ export interface Kind {
   readonly peerKind: string | undefined
   readonly peerNamespace: string | undefined
   readonly peerName: string | undefined
-  /** The `occurrencesOf` call (its number) that last counted this kind, and its occurrence there. */
-  call: number
-  occurrence: Occurrence | undefined
+  /** Its aggregate in the table of pending kinds, when it has one (saves the lookup by key). */
+  aggregate: Aggregate | undefined
 }
 
-/** Occurrences of one kind of drop on one pod (those of one batch with the same key). */
-export interface Occurrence {
-  readonly kind: Kind
-  /** Epoch microseconds of the first and the last drop. */
-  first: number
-  last: number
-  count: number
-}
-
-interface Aggregate {
+/** The occurrences of one kind within one window: one Event. */
+export interface Aggregate {
   readonly kind: Kind
   /** Our clock (ms) when the window started. */
   readonly windowStart: number
@@ -87,8 +85,11 @@ interface Aggregate {
   total: number
   /** Count the API server has. */
   sent: number
+  /** Epoch microseconds of the first and the last drop. */
   first: number
   last: number
+  /** Whether it is in the table of pending kinds (false once its window is over). */
+  pending: boolean
 }
 
 /** `pod ns/name (ip)`, `service ns/name (ip)`, `node name (ip)`, or the IP. */
@@ -136,8 +137,7 @@ const kindOf = (event: DropEvent, self: Endpoint, peer: Endpoint, side: "src" | 
     peerKind: peer.kind,
     peerNamespace: peer.namespace,
     peerName: peer.name,
-    call: 0,
-    occurrence: undefined
+    aggregate: undefined
   }
 }
 
@@ -209,6 +209,16 @@ export class KindIndex {
     return kind
   }
 
+  /** The kind if it is known, adding nothing (so a flood of new kinds costs no memory here). */
+  find(event: DropEvent, self: Endpoint, peer: Endpoint, side: "src" | "dst"): Kind | undefined {
+    const kinds = this.#byPod.get(self.name!)?.get(event.dst.port)?.get(peer.ip ?? "")
+    if (kinds === undefined) return undefined
+    for (let i = 0; i < kinds.length; i++) {
+      if (isKindOf(kinds[i]!, event, self, peer, side)) return kinds[i]!
+    }
+    return undefined
+  }
+
   #peersOf(pod: string, port: number | undefined): Map<string, Array<Kind>> {
     return getOrAdd(getOrAdd(this.#byPod, pod, () => new Map()), port, () => new Map())
   }
@@ -216,68 +226,141 @@ export class KindIndex {
 
 const isNamedPod = (e: Endpoint): boolean => e.kind === "pod" && e.namespace !== undefined && e.name !== undefined
 
+export interface PendingKindsOptions {
+  /** At most this many kinds pending at once (DROPTAILER_EVENTS_QUEUE_SIZE). */
+  readonly max: number
+  /** DROPTAILER_EVENTS_INTERVAL: an Event aggregates the repeats within it. */
+  readonly intervalMillis: number
+  /** Accepts make Events too (DROPTAILER_EVENTS_FOR_ACCEPTS). */
+  readonly withAccepts: boolean
+}
+
 /**
- * The Events of a batch: one per pod among src and dst of each event, those with the same key
- * counted together (a batch holds many repeats of few kinds of drop). `kinds` carries the kinds
- * over from batch to batch: a kind's key and message are built once.
+ * The table of pending kinds: the aggregate of each kind of Event (one per pod among src and dst
+ * of an event) in its current window, keyed by the kind's key. `add` counts a batch into it
+ * synchronously; the sink's tick creates and patches Events from it and removes the aggregates
+ * that are done. Its size is bounded: an occurrence of a new kind when it is full is dropped
+ * (`dropped`); one of a kind already in it is always counted. Aggregates whose window ended with
+ * counts still to send wait in `closing` for the next flush (only a created Event's window ends,
+ * so while the API server is away at most one per kind waits there).
  */
-export const occurrencesOf = (
-  events: ReadonlyArray<DropEvent>,
-  withAccepts = true,
-  kinds: KindIndex = new KindIndex()
-): Array<Occurrence> => {
-  // A kind counted before in this call finds its occurrence on itself (`call`), without the Map.
-  const call = ++calls
-  const byKey = new Map<string, Occurrence>()
-  const out: Array<Occurrence> = []
-  const add = (event: DropEvent, self: Endpoint, peer: Endpoint, side: "src" | "dst") => {
-    const kind = kinds.get(event, self, peer, side)
-    let seen = kind.call === call ? kind.occurrence : undefined
-    if (seen === undefined) {
-      seen = byKey.get(kind.key)
-      if (seen === undefined) {
-        seen = { kind, first: event.timestamp, last: event.timestamp, count: 1 }
-        byKey.set(kind.key, seen)
-        out.push(seen)
-        kind.call = call
-        kind.occurrence = seen
+export class PendingKinds {
+  readonly #options: PendingKindsOptions
+  readonly #kinds: KindIndex
+  /** In order of creation (the tick creates the oldest Events first). */
+  readonly aggregates = new Map<string, Aggregate>()
+  /** Aggregates whose window ended while they still had counts to send. */
+  readonly closing: Array<Aggregate> = []
+  /** Occurrences counted, and dropped because the table was full, so far. */
+  counted = 0
+  dropped = 0
+  constructor(options: PendingKindsOptions, kinds: KindIndex = new KindIndex()) {
+    this.#options = options
+    this.#kinds = kinds
+  }
+
+  /** Counts the occurrences of a batch at `now` (our clock, ms); returns how many were dropped. */
+  add(events: ReadonlyArray<DropEvent>, now: number): number {
+    const before = this.dropped
+    const withAccepts = this.#options.withAccepts
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i]!
+      if (event.action === "accept" && !withAccepts) continue
+      if (isNamedPod(event.src)) this.#count(event, event.src, event.dst, "src", now)
+      if (isNamedPod(event.dst)) this.#count(event, event.dst, event.src, "dst", now)
+    }
+    return this.dropped - before
+  }
+
+  #count(event: DropEvent, self: Endpoint, peer: Endpoint, side: "src" | "dst", now: number): void {
+    const kind = this.aggregates.size < this.#options.max
+      ? this.#kinds.get(event, self, peer, side)
+      : this.#kindWhenFull(event, self, peer, side)
+    if (kind === undefined) {
+      this.dropped++
+      return
+    }
+    let agg = kind.aggregate
+    if (agg === undefined || !agg.pending || this.#ended(agg, now)) {
+      agg = this.#aggregateOf(kind, event.timestamp, now)
+      if (agg === undefined) {
+        this.dropped++
         return
       }
-      kind.call = call
-      kind.occurrence = seen
     }
-    seen.count++
-    if (event.timestamp < seen.first) seen.first = event.timestamp
-    if (event.timestamp > seen.last) seen.last = event.timestamp
+    this.counted++
+    agg.total++
+    const t = event.timestamp
+    if (t > agg.last) agg.last = t
+    else if (t < agg.first) agg.first = t
   }
-  for (let i = 0; i < events.length; i++) {
-    const event = events[i]!
-    if (event.action === "accept" && !withAccepts) continue
-    if (isNamedPod(event.src)) add(event, event.src, event.dst, "src")
-    if (isNamedPod(event.dst)) add(event, event.dst, event.src, "dst")
+
+  /**
+   * With the table full, the kind only when it may be pending: known, or its key in the table (the
+   * KindIndex may have started over since). A flood of new kinds (a port scan) then costs a key
+   * and a lookup per drop, not a kind with its message.
+   */
+  #kindWhenFull(event: DropEvent, self: Endpoint, peer: Endpoint, side: "src" | "dst"): Kind | undefined {
+    const known = this.#kinds.find(event, self, peer, side)
+    if (known !== undefined) return known
+    return this.aggregates.has(occurrenceKey(event, self, peer, side)) ? this.#kinds.get(event, self, peer, side) : undefined
   }
-  return out
+
+  /** A window ends for Events that exist; one never created (API down) keeps aggregating. */
+  #ended(agg: Aggregate, now: number): boolean {
+    return agg.name !== undefined && now - agg.windowStart >= this.#options.intervalMillis
+  }
+
+  /**
+   * The kind's aggregate, found by key (the kind may be new to the KindIndex, which starts over
+   * beyond its bound) or started (a new window); undefined when the table is full.
+   */
+  #aggregateOf(kind: Kind, timestamp: number, now: number): Aggregate | undefined {
+    let agg = this.aggregates.get(kind.key)
+    if (agg !== undefined && this.#ended(agg, now)) {
+      this.remove(agg)
+      if (agg.total > agg.sent) this.closing.push(agg)
+      agg = undefined
+    }
+    if (agg === undefined) {
+      if (this.aggregates.size >= this.#options.max) return undefined
+      agg = { kind, windowStart: now, name: undefined, total: 0, sent: 0, first: timestamp, last: timestamp, pending: true }
+      this.aggregates.set(kind.key, agg)
+    }
+    kind.aggregate = agg
+    return agg
+  }
+
+  /** Takes an aggregate out of the table (its window is over). */
+  remove(agg: Aggregate): void {
+    agg.pending = false
+    this.aggregates.delete(agg.kind.key)
+  }
+
+  /** Aggregates with counts the API server does not have yet. */
+  get unsent(): number {
+    let n = this.closing.length
+    for (const agg of this.aggregates.values()) if (agg.name === undefined || agg.total > agg.sent) n++
+    return n
+  }
 }
-/** Numbers the calls of `occurrencesOf`. */
-let calls = 0
 
 /** metav1.Time: RFC 3339 with seconds. */
 const kubeTime = (micros: number) => `${formatTimestamp(micros).slice(0, 19)}Z`
 
-const maxAggregates = 10_000
 const tickMillis = 200
 
 export const makeEventsSink = Effect.fn("EventsSink.make")(function*(settings: KubeSettingsShape) {
   const client = yield* KubeClient
   const index = yield* IpIndex
-  const kinds = new KindIndex()
-  /** Occurrences offered since the last tick: at most eventsQueueSize, beyond that suppressed. */
-  let queued: Array<Occurrence> = []
-  const aggregates = new Map<string, Aggregate>()
-  /** Aggregates whose window ended while they still had counts to send. */
-  const closing: Array<Aggregate> = []
+  const table = new PendingKinds({
+    max: settings.eventsQueueSize,
+    intervalMillis: settings.eventsIntervalMillis,
+    withAccepts: settings.eventsForAccepts
+  })
+  const { aggregates, closing } = table
   const instance = hostname()
-  const stats = { offered: 0, posted: 0, patched: 0, suppressed: 0 }
+  const stats = { posted: 0, patched: 0 }
   let tokens = settings.eventsBurst
   let refilledAt = Date.now()
   let nextFlush = Date.now() + settings.eventsFlushMillis
@@ -285,34 +368,21 @@ export const makeEventsSink = Effect.fn("EventsSink.make")(function*(settings: K
   let failures = 0
   let sequence = 0
 
-  const suppress = (reason: string, n: number) => {
-    stats.suppressed += n
-    return Metric.update(Metric.withAttributes(eventsSuppressed, { reason }), n)
-  }
-
-  const occurrencesOfBatch = (events: ReadonlyArray<DropEvent>): ReadonlyArray<Occurrence> =>
-    occurrencesOf(events, settings.eventsForAccepts, kinds)
-
-  /** Queues the occurrences of a batch; returns how many drops the full queue refused. */
-  const enqueue = (occurrences: ReadonlyArray<Occurrence>): number => {
-    let dropped = 0
-    for (let i = 0; i < occurrences.length; i++) {
-      const o = occurrences[i]!
-      stats.offered += o.count
-      if (queued.length < settings.eventsQueueSize) queued.push(o)
-      else dropped += o.count
-    }
-    return dropped
-  }
-
-  const offerOccurrences = (occurrences: ReadonlyArray<Occurrence>): Effect.Effect<void> =>
-    Effect.suspend(() => {
-      const dropped = enqueue(occurrences)
-      return dropped === 0 ? Effect.void : suppress("queue_full", dropped)
-    })
+  const suppressed = Metric.withAttributes(eventsSuppressed, { reason: "queue_full" })
+  const tableFull = (dropped: number) =>
+    Effect.andThen(
+      Metric.update(suppressed, dropped),
+      logThrottled("Warning", "k8s.events.queue-full", "the table of pending kinds of Kubernetes Event is full: drops of new kinds get no Event", {
+        dropped,
+        pendingKinds: aggregates.size
+      })
+    )
 
   const offerAll = (events: ReadonlyArray<DropEvent>): Effect.Effect<void> =>
-    Effect.suspend(() => offerOccurrences(occurrencesOfBatch(events)))
+    Effect.suspend(() => {
+      const dropped = table.add(events, Date.now())
+      return dropped === 0 ? Effect.void : tableFull(dropped)
+    })
 
   const offer = (event: DropEvent): Effect.Effect<void> => offerAll([event])
 
@@ -323,40 +393,6 @@ export const makeEventsSink = Effect.fn("EventsSink.make")(function*(settings: K
     if (tokens < 1) return false
     tokens -= 1
     return true
-  }
-
-  /** Adds occurrences to their aggregates; returns how many drops found no room for a new one. */
-  const aggregate = (occurrences: ReadonlyArray<Occurrence>, now: number): number => {
-    let tooMany = 0
-    for (const o of occurrences) {
-      const key = o.kind.key
-      let agg = aggregates.get(key)
-      // A window ends for Events that exist; one never created (API down) keeps aggregating.
-      if (agg !== undefined && agg.name !== undefined && now - agg.windowStart >= settings.eventsIntervalMillis) {
-        aggregates.delete(key)
-        if (agg.total > agg.sent) closing.push(agg)
-        agg = undefined
-      }
-      if (agg === undefined) {
-        if (aggregates.size >= maxAggregates) {
-          tooMany += o.count
-          continue
-        }
-        aggregates.set(key, {
-          kind: o.kind,
-          windowStart: now,
-          name: undefined,
-          total: o.count,
-          sent: 0,
-          first: o.first,
-          last: o.last
-        })
-      } else {
-        agg.total += o.count
-        if (o.last > agg.last) agg.last = o.last
-      }
-    }
-    return tooMany
   }
 
   const failed = (operation: string, error: KubeApiError) =>
@@ -444,14 +480,10 @@ export const makeEventsSink = Effect.fn("EventsSink.make")(function*(settings: K
       return true
     })
 
-  /** One round: take what was offered, aggregate, create new Events, flush counts when due. */
+  /** One round: create new Events, flush counts when due. */
   const tick = (force: boolean) =>
     Effect.gen(function*() {
       const now = Date.now()
-      const taken = queued
-      queued = []
-      const tooMany = aggregate(taken, now)
-      if (tooMany > 0) yield* suppress("too_many_keys", tooMany)
       if (now < pausedUntil && !force) return
       // New Events first: they carry the news; counts can wait.
       for (const agg of aggregates.values()) {
@@ -478,9 +510,9 @@ export const makeEventsSink = Effect.fn("EventsSink.make")(function*(settings: K
         }
         nextFlush = now + settings.eventsFlushMillis
         // Windows that ended with nothing left to send are done.
-        for (const [key, agg] of aggregates) {
+        for (const agg of aggregates.values()) {
           if (now - agg.windowStart >= settings.eventsIntervalMillis && agg.name !== undefined && agg.total <= agg.sent) {
-            aggregates.delete(key)
+            table.remove(agg)
           }
         }
       }
@@ -498,9 +530,11 @@ export const makeEventsSink = Effect.fn("EventsSink.make")(function*(settings: K
     offerAll,
     flush: tick(true),
     stats: Effect.sync(() => ({
-      ...stats,
-      pending: closing.length +
-        [...aggregates.values()].filter((a) => a.name === undefined || a.total > a.sent).length
+      offered: table.counted + table.dropped,
+      posted: stats.posted,
+      patched: stats.patched,
+      suppressed: table.dropped,
+      pending: table.unsent
     }))
   }
   return sink

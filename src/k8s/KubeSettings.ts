@@ -14,7 +14,7 @@
  * | DROPTAILER_EVENTS_FLUSH_INTERVAL   | 10s     | how often aggregated counts are PATCHed           |
  * | DROPTAILER_EVENTS_QPS              | 5       | API calls per second for Events (token bucket)    |
  * | DROPTAILER_EVENTS_BURST            | 20      | bucket size                                       |
- * | DROPTAILER_EVENTS_QUEUE_SIZE       | 10000   | Event updates buffered (one per pod and kind of drop per batch); beyond that, suppressed |
+ * | DROPTAILER_EVENTS_QUEUE_SIZE       | 10000   | Kinds of Event (pod, peer, port, protocol) pending at once; beyond that, drops of new kinds get no Event (counted) |
  *
  * Durations: `300ms`, `30s`, `5m`, `1h`, combinations like `2m30s`, or plain seconds (`120`).
  */

@@ -1,13 +1,14 @@
 /**
  * The server pipeline behind `IngestHandler`: enrich → one stdout line per event → Kubernetes
  * Events and the namespace metrics. Enrichment is an in-memory lookup and the Events sink only
- * enqueues, so neither can delay a call's acknowledgement: that waits for stdout alone.
+ * counts in memory, so neither can delay a call's acknowledgement: that waits for stdout alone.
  */
 import { Effect, Layer, Metric } from "effect"
 import type { DropEvent } from "../domain/DropEvent.ts"
 import { Enricher } from "../k8s/Enricher.ts"
 import { EventsSink } from "../k8s/EventsSink.ts"
-import { AttributedMetrics, BoundedLabel, type SeriesCount } from "../transport/metrics.ts"
+import { counterSeries } from "../k8s/metrics.ts"
+import { BoundedLabel } from "../transport/metrics.ts"
 import { IngestHandler } from "./IngestHandler.ts"
 
 export const serverEventsByNamespace = Metric.counter("droptailer_server_events_by_namespace_total", {
@@ -18,41 +19,77 @@ export const serverEventsByNamespace = Metric.counter("droptailer_server_events_
 
 const srcNamespaces = new BoundedLabel(100)
 const dstNamespaces = new BoundedLabel(100)
-const namespaceSeries = new AttributedMetrics(serverEventsByNamespace)
 
-/** One metric update per distinct (action, src namespace, dst namespace); runs of equal keys are cheap. */
+/** A series and its count in the batch being counted. */
+interface NamespaceCount {
+  readonly series: Metric.Metric<number, unknown>
+  n: number
+}
+
+/**
+ * The count of each (action, src namespace, dst namespace) as the events hold them (undefined:
+ * none), found with a Map lookup per string instead of a key built (and hashed) per event. A cache
+ * of the series (each a counter of its own, see counterSeries): it starts over beyond `maxCounts`.
+ */
+const counts = new Map<string, Map<string | undefined, Map<string | undefined, NamespaceCount>>>()
+let countsSize = 0
+const maxCounts = 10_000
+
+const countOf = (action: string, srcRaw: string | undefined, dstRaw: string | undefined): NamespaceCount => {
+  let bySrc = counts.get(action)
+  if (bySrc === undefined) {
+    bySrc = new Map()
+    counts.set(action, bySrc)
+  }
+  let byDst = bySrc.get(srcRaw)
+  if (byDst === undefined) {
+    byDst = new Map()
+    bySrc.set(srcRaw, byDst)
+  }
+  let count = byDst.get(dstRaw)
+  if (count === undefined) {
+    const src = srcNamespaces.value(srcRaw ?? "none")
+    const dst = dstNamespaces.value(dstRaw ?? "none")
+    count = { series: counterSeries(serverEventsByNamespace, { action, src_namespace: src, dst_namespace: dst }), n: 0 }
+    byDst.set(dstRaw, count)
+    countsSize++
+  }
+  return count
+}
+
+/** One metric update per distinct (action, src namespace, dst namespace); runs of equal ones are cheap. */
 const countByNamespace = (events: ReadonlyArray<DropEvent>): Effect.Effect<void> => {
-  const counts = new Map<string, SeriesCount>()
-  let last: SeriesCount | undefined
+  if (countsSize >= maxCounts) {
+    counts.clear()
+    countsSize = 0
+  }
+  const touched: Array<NamespaceCount> = []
+  let last: NamespaceCount | undefined
   let lastAction = ""
   let lastSrc: string | undefined
   let lastDst: string | undefined
-  for (const event of events) {
+  for (let i = 0; i < events.length; i++) {
+    const event = events[i]!
     const srcRaw = event.src.namespace
     const dstRaw = event.dst.namespace
     if (last !== undefined && event.action === lastAction && srcRaw === lastSrc && dstRaw === lastDst) {
       last.n++
       continue
     }
-    const src = srcNamespaces.value(srcRaw ?? "none")
-    const dst = dstNamespaces.value(dstRaw ?? "none")
-    const key = `${event.action}\u0000${src}\u0000${dst}`
-    let entry = counts.get(key)
-    if (entry === undefined) {
-      entry = { series: namespaceSeries.get(key, { action: event.action, src_namespace: src, dst_namespace: dst }), n: 0 }
-      counts.set(key, entry)
-    }
-    entry.n++
-    last = entry
+    last = countOf(event.action, srcRaw, dstRaw)
+    if (last.n === 0) touched.push(last)
+    last.n++
     lastAction = event.action
     lastSrc = srcRaw
     lastDst = dstRaw
   }
-  return Effect.forEach(
-    counts.values(),
-    ({ n, series }) => Metric.update(series, n),
-    { discard: true }
-  )
+  // the counts start from zero for the next batch, whatever becomes of these updates
+  const updates = touched.map((count) => {
+    const update = Metric.update(count.series, count.n)
+    count.n = 0
+    return update
+  })
+  return Effect.all(updates, { discard: true })
 }
 
 /**

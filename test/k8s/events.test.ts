@@ -2,13 +2,16 @@
  * Kubernetes Events through the real Events sink, over real HTTP, against the test server.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect } from "effect"
+import { Context, Effect, Metric } from "effect"
+import fc from "fast-check"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import { Enricher } from "../../src/k8s/Enricher.ts"
+import type { DropEvent } from "../../src/domain/DropEvent.ts"
 import { EventsSink } from "../../src/k8s/EventsSink.ts"
 import { kubeConfigForUrl, makeKubeClient } from "../../src/k8s/KubeClient.ts"
 import { KubeInformers } from "../../src/k8s/KubeInformers.ts"
+import { eventsSuppressed } from "../../src/k8s/metrics.ts"
 import type { KubeApiServer } from "../support/kube-api-server.ts"
 import { drop, eventually, kubeApiServer, kubernetesFor, node, owned, pod, service } from "../support/kube-fixtures.ts"
 import { defaultKubeSettings, type KubeSettingsShape } from "../../src/k8s/KubeSettings.ts"
@@ -26,6 +29,24 @@ const setup = Effect.fn(function*(settings: Partial<KubeSettingsShape> = {}) {
 })
 
 const events = (server: KubeApiServer) => server.list("events")
+
+/** Each Event's count, by pod and message. */
+const countsOnServer = (server: KubeApiServer) =>
+  new Map(events(server).map((e) => [`${(e.involvedObject as { name: string }).name}: ${e.message}`, e.count as number]))
+
+const queueFull = Metric.withAttributes(eventsSuppressed, { reason: "queue_full" })
+const droppedSoFar = Effect.map(Metric.value(queueFull), (s) => s.count)
+
+/** How an Event's message names a peer (written out here, not taken from the sink). */
+const peerText = (peer: DropEvent["src"]) =>
+  peer.kind === "pod" || peer.kind === "service"
+    ? `${peer.kind} ${peer.namespace}/${peer.name} (${peer.ip})`
+    : peer.kind === "node"
+    ? `node ${peer.name} (${peer.ip})`
+    : peer.ip!
+
+/** No rate limit to wait for. */
+const fast = { eventsQps: 1000, eventsBurst: 1000 }
 
 describe("Kubernetes Events", () => {
   it.live("one drop → an Event on each of the two pods, naming the peer, port, protocol and firewall", () =>
@@ -119,13 +140,13 @@ describe("Kubernetes Events", () => {
       console.log(`1,000 drops: ${creates} creates + ${patches} patches in ${elapsedSeconds.toFixed(1)} s`)
     }), 60_000)
 
-  it.live("a flood of distinct drops is held to the rate limit; a full queue counts as suppressed without blocking", () =>
+  it.live("a flood of distinct drops is held to the rate limit; beyond the table of pending kinds they count as suppressed, without blocking", () =>
     Effect.gen(function*() {
       const qps = 5
       const burst = 10
       const { server, enricher, sink } = yield* setup({ eventsQps: qps, eventsBurst: burst, eventsQueueSize: 100 })
       const started = Date.now()
-      // 5,000 drops to 5,000 different ports: 10,000 occurrences against a queue of 100
+      // 5,000 drops to 5,000 different ports: 10,000 kinds against a table of 100
       const flood = Array.from({ length: 5000 }, (_, i) => enricher.enrich(drop({ src: "10.2.0.5", dst: "10.2.0.6", dport: 1000 + i })))
       const before = performance.now()
       yield* sink.offerAll(flood)
@@ -140,6 +161,67 @@ describe("Kubernetes Events", () => {
       expect(stats.suppressed).toBeGreaterThan(9000)
       expect(stats.pending).toBeGreaterThan(0)
     }))
+
+  it.live("a full table of pending kinds drops (and counts) a new kind's drops, never a pending kind's", () =>
+    Effect.gen(function*() {
+      const { server, enricher, sink } = yield* setup({ ...fast, eventsQueueSize: 2 })
+      const before = yield* droppedSoFar
+      const webToDb = () => enricher.enrich(drop({ src: "10.2.0.5", dst: "10.2.0.6", dport: 5432 }))
+      // one drop, two kinds (on web and on db): the table is full
+      yield* sink.offerAll([webToDb()])
+      yield* eventually(() => events(server).length === 2, 5000, "two Events")
+      yield* sink.offerAll([
+        webToDb(),
+        enricher.enrich(drop({ src: "10.2.0.5", dst: "10.96.0.20", dport: 5432 })), // new kind on web
+        webToDb(),
+        enricher.enrich(drop({ src: "203.0.113.9", dst: "10.2.0.6", dport: 5432 })), // new kind on db
+        webToDb()
+      ])
+      expect((yield* droppedSoFar) - before).toBe(2)
+      expect(yield* sink.stats).toMatchObject({ offered: 10, suppressed: 2 })
+      yield* eventually(() => events(server).every((e) => e.count === 4), 5000, "counts of 4")
+      expect(events(server)).toHaveLength(2)
+    }))
+
+  it.live("the created and patched Events count exactly the drops offered (random batches)", () =>
+    Effect.gen(function*() {
+      const address = fc.constantFrom("10.2.0.5", "10.2.0.6", "10.96.0.20", "10.1.0.1", "203.0.113.1", "203.0.113.2")
+      const batch = fc.array(
+        fc.record({
+          src: address,
+          dst: address,
+          dport: fc.constantFrom(22, 80, 5432),
+          protocol: fc.constantFrom("TCP", "UDP"),
+          action: fc.constantFrom("drop", "drop", "drop", "accept")
+        }),
+        { maxLength: 60 }
+      )
+      // mostly a few milliseconds between batches (drops arrive while a create or patch is in flight), at times longer
+      const pause = fc.oneof({ arbitrary: fc.nat(4), weight: 5 }, { arbitrary: fc.integer({ min: 100, max: 300 }), weight: 1 })
+      const runs = fc.sample(fc.tuple(fc.array(batch, { minLength: 1, maxLength: 40 }), fc.array(pause, { minLength: 40, maxLength: 40 })), 4)
+      for (const [batches, pauses] of runs) {
+        const { server, enricher, sink } = yield* setup(fast)
+        const want = new Map<string, number>()
+        const all: Array<DropEvent> = []
+        for (let b = 0; b < batches.length; b++) {
+          const enriched = batches[b]!.map((options) => enricher.enrich(drop({ ...options, action: options.action as "drop" | "accept" })))
+          all.push(...enriched)
+          yield* sink.offerAll(enriched)
+          // some batches while Events are being created and patched
+          yield* Effect.sleep(pauses[b]!)
+        }
+        // what each pod's Event must count: its drops, by peer (the message names it, the port and the protocol)
+        for (const e of all) {
+          if (e.action !== "drop") continue
+          const on = (name: string, message: string) => want.set(`${name}: ${message}`, (want.get(`${name}: ${message}`) ?? 0) + 1)
+          if (e.src.kind === "pod") on(e.src.name!, `Dropped ${e.protocol} packet to ${peerText(e.dst)} port ${e.dst.port} by firewall fw-1`)
+          if (e.dst.kind === "pod") on(e.dst.name!, `Dropped ${e.protocol} packet from ${peerText(e.src)} to port ${e.dst.port} by firewall fw-1`)
+        }
+        yield* eventually(() => Effect.map(sink.stats, (stats) => stats.pending === 0), 10_000, "everything sent")
+        expect(countsOnServer(server)).toEqual(want)
+        expect(yield* sink.stats).toMatchObject({ offered: [...want.values()].reduce((a, b) => a + b, 0), suppressed: 0 })
+      }
+    }), 60_000)
 
   it.live("repeats within the interval raise the Event's count; after the interval a new Event starts", () =>
     Effect.gen(function*() {

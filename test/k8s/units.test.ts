@@ -1,13 +1,15 @@
 /**
- * Pure parts: canonical IPs, the IP index's reuse rules, settings validation, messages.
+ * Pure parts: canonical IPs, the IP index's reuse rules, settings validation, messages, the
+ * Events sink's table of pending kinds.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Metric } from "effect"
 import type { DropEvent, Endpoint } from "../../src/domain/DropEvent.ts"
-import { describePeer, KindIndex, occurrencesOf } from "../../src/k8s/EventsSink.ts"
+import { describePeer, KindIndex, PendingKinds, type PendingKindsOptions } from "../../src/k8s/EventsSink.ts"
 import { canonicalIp, ipKey } from "../../src/k8s/ip.ts"
 import { IpIndexStore } from "../../src/k8s/IpIndex.ts"
 import { loadKubeSettings, parseDurationMillis } from "../../src/k8s/KubeSettings.ts"
+import { counterSeries } from "../../src/k8s/metrics.ts"
 import type { SlimPod } from "../../src/k8s/resources.ts"
 import { toSlimNode, toSlimPod, toSlimService } from "../../src/k8s/resources.ts"
 import { AttributedMetrics } from "../../src/transport/metrics.ts"
@@ -165,8 +167,14 @@ const expectedOccurrences = (batch: ReadonlyArray<DropEvent>) => {
   }
   return [...byKey.values()]
 }
-const occurrenceView = (occurrences: ReturnType<typeof occurrencesOf>) =>
-  occurrences.map((o) => ({ pod: o.kind.pod, count: o.count, first: o.first, last: o.last, message: o.kind.message }))
+/** A table of pending kinds: room for all, windows longer than any test, accepts counted. */
+const table = (options: Partial<PendingKindsOptions> = {}, kinds?: KindIndex) =>
+  new PendingKinds({ max: 10_000, intervalMillis: 60_000, withAccepts: true, ...options }, kinds)
+/** The pending aggregates, in order of creation. */
+const pendingView = (pending: PendingKinds) =>
+  [...pending.aggregates.values()].map((a) => ({ pod: a.kind.pod, count: a.total, first: a.first, last: a.last, message: a.kind.message }))
+/** The aggregates' counts, by pod and message. */
+const countsOf = (pending: PendingKinds) => pendingView(pending).map((a) => [a.pod, a.message, a.count])
 
 describe("Event messages", () => {
   it("name the peer by pod, service, node or IP", () => {
@@ -175,12 +183,13 @@ describe("Event messages", () => {
     expect(describePeer({ ip: "10.1.0.1", kind: "node", name: "n" })).toBe("node n (10.1.0.1)")
     expect(describePeer({ ip: "1.2.3.4", kind: "external" })).toBe("1.2.3.4")
     const event = drop({ src: "10.0.0.1", dst: "1.2.3.4", protocol: "ICMP" })
-    const icmp = occurrencesOf([{
+    const icmp = table()
+    icmp.add([{
       ...event,
       src: { ip: "10.0.0.1", kind: "pod", namespace: "a", name: "b" },
       dst: { ip: "1.2.3.4", kind: "external" }
-    }])
-    expect(icmp.map((o) => o.kind.message)).toEqual(["Dropped ICMP packet to 1.2.3.4 by firewall fw-1"])
+    }], 0)
+    expect(pendingView(icmp).map((a) => a.message)).toEqual(["Dropped ICMP packet to 1.2.3.4 by firewall fw-1"])
   })
 
   it("count the repeats of one kind of drop in a batch together, from the first to the last timestamp", () => {
@@ -192,19 +201,22 @@ describe("Event messages", () => {
       src: pod("10.0.0.1", "client"),
       dst: { ...pod("10.0.0.2", "web"), port }
     })
-    const occurrences = occurrencesOf([at(3_000_000), at(1_000_000), at(2_000_000, 443), at(5_000_000)])
+    const pending = table()
+    pending.add([at(3_000_000), at(1_000_000), at(2_000_000, 443), at(5_000_000)], 0)
     // per event: one Event on the source pod and one on the destination pod; port 443 is another kind
-    expect(occurrences.map((o) => [o.kind.pod, o.count, o.first, o.last, o.kind.message])).toEqual([
+    expect(pendingView(pending).map((a) => [a.pod, a.count, a.first, a.last, a.message])).toEqual([
       ["client", 3, 1_000_000, 5_000_000, "Dropped TCP packet to pod a/web (10.0.0.2) port 80 by firewall fw-1"],
       ["web", 3, 1_000_000, 5_000_000, "Dropped TCP packet from pod a/client (10.0.0.1) to port 80 by firewall fw-1"],
       ["client", 1, 2_000_000, 2_000_000, "Dropped TCP packet to pod a/web (10.0.0.2) port 443 by firewall fw-1"],
       ["web", 1, 2_000_000, 2_000_000, "Dropped TCP packet from pod a/client (10.0.0.1) to port 443 by firewall fw-1"]
     ])
     // accepts only when asked for
-    expect(occurrencesOf([{ ...at(1), action: "accept" }], false)).toEqual([])
+    const withoutAccepts = table({ withAccepts: false })
+    withoutAccepts.add([{ ...at(1), action: "accept" }], 0)
+    expect(withoutAccepts.aggregates.size).toBe(0)
   })
 
-  it("kinds kept from batch to batch (and started over when too many) give the occurrences of the batch alone", () => {
+  it("count each kind's drops over all batches, also when the kinds start over (too many) between batches", () => {
     // few pods, peers, ports, hosts and protocols: many repeats and near-repeats (the same pod name
     // in two namespaces, a pod's IP, namespace and name as a service's, a pod to itself)
     let seed = 7
@@ -236,15 +248,85 @@ describe("Event messages", () => {
       src: withPort(pick(endpoints), pick([40_000, 40_001, undefined])),
       dst: withPort(pick(endpoints), pick([80, 443, undefined]))
     })
-    const kept = new KindIndex()
-    const small = new KindIndex(5)
+    const kept = table()
+    const small = table({}, new KindIndex(5))
+    const all: Array<DropEvent> = []
     for (let b = 0; b < 100; b++) {
       const batch = Array.from({ length: 1 + (b % 40) }, (_, i) => event(1_000_000 * b + pick([i, 40 - i])))
-      const want = expectedOccurrences(batch)
-      expect(occurrenceView(occurrencesOf(batch))).toEqual(want)
-      expect(occurrenceView(occurrencesOf(batch, true, kept))).toEqual(want)
-      expect(occurrenceView(occurrencesOf(batch, true, small))).toEqual(want)
+      const alone = table()
+      alone.add(batch, b)
+      expect(pendingView(alone)).toEqual(expectedOccurrences(batch))
+      all.push(...batch)
+      kept.add(batch, b)
+      small.add(batch, b)
+      expect(pendingView(kept)).toEqual(expectedOccurrences(all))
+      expect(pendingView(small)).toEqual(expectedOccurrences(all))
     }
+  })
+})
+
+/** A drop from 203.0.113.9 to the pod `name`'s port 80 (one kind per pod, on the destination side). */
+const to = (name: string, timestamp = 1_000_000): DropEvent => ({
+  ...drop({ src: "203.0.113.9", dst: "", timestamp }),
+  src: { ip: "203.0.113.9", port: 40_000, kind: "external" },
+  dst: { ip: `10.0.0.${name.length}`, port: 80, kind: "pod", namespace: "a", name }
+})
+
+describe("the table of pending kinds", () => {
+
+  it("when full, a new kind's occurrence is dropped and counted as such; a pending kind's is always counted", () => {
+    const pending = table({ max: 2 })
+    expect(pending.add([to("a"), to("bb")], 0)).toBe(0)
+    expect(pending.add([to("a"), to("ccc"), to("a"), to("bb"), to("ccc")], 0)).toBe(2)
+    expect(countsOf(pending)).toEqual([
+      ["a", "Dropped TCP packet from 203.0.113.9 to port 80 by firewall fw-1", 3],
+      ["bb", "Dropped TCP packet from 203.0.113.9 to port 80 by firewall fw-1", 2]
+    ])
+    expect([pending.counted, pending.dropped]).toEqual([5, 2])
+    // room again once a kind is done
+    pending.remove(pending.aggregates.get(pending.aggregates.keys().next().value!)!)
+    expect(pending.add([to("ccc"), to("bb")], 0)).toBe(0)
+    expect(countsOf(pending).map(([p, , n]) => [p, n])).toEqual([["bb", 3], ["ccc", 1]])
+  })
+
+  it("when full, a pending kind is still found after the kinds started over (too many), and counted", () => {
+    const pending = table({ max: 3 }, new KindIndex(2))
+    pending.add([to("a"), to("bb")], 0)
+    // the KindIndex holds two kinds: the third starts it over; the table is full then
+    pending.add([to("ccc")], 0)
+    expect(pending.add([to("a"), to("bb"), to("dddd"), to("a")], 0)).toBe(1)
+    expect(countsOf(pending).map(([p, , n]) => [p, n])).toEqual([["a", 3], ["bb", 2], ["ccc", 1]])
+    expect([pending.counted, pending.dropped]).toEqual([6, 1])
+  })
+
+  it("a created Event's window ends after the interval: the next occurrence starts a new one, even when full", () => {
+    const pending = table({ max: 1, intervalMillis: 1000 })
+    pending.add([to("a", 5), to("a", 7)], 0)
+    const first = pending.aggregates.values().next().value!
+    // not created yet (the API server is away): it keeps counting past the interval
+    pending.add([to("a", 3)], 5000)
+    expect(pending.aggregates.values().next().value).toBe(first)
+    expect([first.total, first.first, first.last]).toEqual([3, 3, 7])
+    // created: its window (from 0) is over, the next occurrence starts a new one, the old one closes
+    first.name = "a.1"
+    first.sent = 2
+    pending.add([to("a", 10)], 6000)
+    const second = pending.aggregates.values().next().value!
+    expect(second).not.toBe(first)
+    expect([second.total, second.first, second.last, second.windowStart]).toEqual([1, 10, 10, 6000])
+    expect(pending.closing).toEqual([first])
+    expect([first.pending, first.total]).toEqual([false, 3])
+    // within its window it counts
+    second.name = "a.2"
+    second.sent = 1
+    pending.add([to("a", 11)], 6999)
+    expect(second.total).toBe(2)
+    // a window that ended with everything sent leaves nothing to close
+    second.sent = 2
+    pending.add([to("a", 12)], 7000)
+    expect(pending.closing).toEqual([first])
+    expect(pending.dropped).toBe(0)
+    expect(pending.unsent).toBe(2)
   })
 })
 
@@ -261,5 +343,20 @@ describe("metrics", () => {
       yield* Metric.update(series.get("b", b), 5)
       expect((yield* Metric.value(Metric.withAttributes(counter, a))).count).toBe(9)
       expect((yield* Metric.value(series.get("b", b))).count).toBe(5)
+    }))
+
+  it.effect("a series as a counter of its own counts into the same series as one attributed per update", () =>
+    Effect.gen(function*() {
+      const counter = Metric.counter("droptailer_test_series_total", { description: "test", incremental: true })
+      const a = { kind: "pod" }
+      const b = { kind: "node" }
+      yield* Metric.update(counterSeries(counter, a), 2)
+      yield* Metric.update(Metric.withAttributes(counter, a), 3)
+      yield* Metric.update(counterSeries(counter, b), 4)
+      yield* Metric.update(counterSeries(counter, a), 5)
+      expect((yield* Metric.value(Metric.withAttributes(counter, a))).count).toBe(10)
+      expect((yield* Metric.value(Metric.withAttributes(counter, b))).count).toBe(4)
+      const snapshot = (yield* Metric.snapshot).filter((m) => m.id === "droptailer_test_series_total")
+      expect(snapshot.map((m) => [m.description, m.attributes])).toEqual([["test", a], ["test", b]])
     }))
 })
