@@ -9,7 +9,8 @@
  * - upstream-style: one unary Push per event, each awaited before the next (the Go client's way).
  * End to end = from the first send until every call was acknowledged and the last line was read
  * from the server's stdout. Server CPU = utime+stime of the server process only (/proc/PID/stat,
- * all its threads: JS, GC helpers, libuv) over the run, per event; client CPU = this process's
+ * all its threads: JS, GC helpers, libuv) over the run, per event (and its stime alone: the
+ * kernel's share, stdout and socket I/O); client CPU = this process's
  * process.cpuUsage() over the batched run (events are built before it starts).
  * The machine may be shared: the load average is printed with the results; compare runs made
  * close together, and repeat.
@@ -37,10 +38,15 @@ const ticks = 100 // USER_HZ
 /** e.g. BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the server. */
 const serverNodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter((a) => a !== "")
 
-const cpuMicros = (pid: number): number => {
+/** utime and stime of a process (all its threads), µs. */
+const cpuSplit = (pid: number): { user: number; system: number } => {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-  return ((Number(fields[11]) + Number(fields[12])) / ticks) * 1_000_000
+  return { user: (Number(fields[11]) / ticks) * 1_000_000, system: (Number(fields[12]) / ticks) * 1_000_000 }
+}
+const cpuMicros = (pid: number): number => {
+  const { system, user } = cpuSplit(pid)
+  return user + system
 }
 
 const event = (seq: number): OutgoingEvent => {
@@ -79,6 +85,9 @@ const main = Effect.gen(function*() {
           PATH: process.env.PATH ?? "",
           SERVER_PORT: "0",
           DROPTAILER_LISTEN_ADDRESS: "127.0.0.1",
+          // a free port: with the default 0.0.0.0:9090 a second bench (or server) running at the same
+          // time makes this server exit at start, and the bench then waits for it forever
+          DROPTAILER_METRICS_ADDRESS: "127.0.0.1:0",
           SERVER_CERTIFICATE: join(dir, "server/tls.crt"),
           SERVER_KEY: join(dir, "server/tls.key"),
           SERVER_CA_CERTIFICATE: join(dir, "server/ca.crt")
@@ -106,6 +115,8 @@ const main = Effect.gen(function*() {
       const m = /listening on 127\.0\.0\.1:(\d+)/.exec(err)
       if (m) resume(Effect.succeed(Number(m[1])))
     })
+    // a server that cannot start would otherwise leave nothing to wait for: the bench exited 0, silent
+    child.on("exit", (code, signal) => resume(Effect.die(new Error(`the server exited at start (${signal ?? code}): ${err}`))))
   })
   const linesReach = (n: number) =>
     Effect.callback<void>((resume) => {
@@ -144,7 +155,8 @@ const main = Effect.gen(function*() {
   const batchIndexes = batches.map((_, i) => i)
   const loadBefore = loadavg()[0]!
   let base = lines
-  let cpu0 = cpuMicros(child.pid!)
+  const split0 = cpuSplit(child.pid!)
+  let cpu0 = split0.user + split0.system
   const client0 = process.cpuUsage()
   let t0 = performance.now()
   yield* Effect.forEach(batchIndexes, (i) =>
@@ -155,7 +167,10 @@ const main = Effect.gen(function*() {
     }), { concurrency: inFlight, discard: true })
   yield* linesReach(base + batchedEvents)
   const batchedSeconds = (performance.now() - t0) / 1000
-  const batchedCpu = (cpuMicros(child.pid!) - cpu0) / batchedEvents
+  const split1 = cpuSplit(child.pid!)
+  const batchedCpu = (split1.user + split1.system - cpu0) / batchedEvents
+  // the kernel's share (stdout pipe writes, socket reads, page faults) of the server's CPU
+  const batchedSystem = (split1.system - split0.system) / batchedEvents
   const clientUsage = process.cpuUsage(client0)
   const clientCpu = (clientUsage.user + clientUsage.system) / batchedEvents
 
@@ -191,7 +206,10 @@ const main = Effect.gen(function*() {
   const row = (name: string, n: number, s: number, rate: number, cpu: number) =>
     `${name.padEnd(26)} ${String(n).padStart(8)} events ${s.toFixed(2).padStart(7)} s ${Math.round(rate).toString().padStart(8)} events/s   server CPU ${cpu.toFixed(1).padStart(6)} µs/event`
   console.log(`batch ${batchEvents} events per call, ${inFlight} in flight; load average ${loadBefore.toFixed(2)} before, ${loadavg()[0]!.toFixed(2)} after`)
-  console.log(row("batched (PushBatch)", batchedEvents, batchedSeconds, batchedRate, batchedCpu) + `   client CPU ${clientCpu.toFixed(1)} µs/event`)
+  console.log(
+    row("batched (PushBatch)", batchedEvents, batchedSeconds, batchedRate, batchedCpu) +
+      `   client CPU ${clientCpu.toFixed(1)} µs/event   (server: ${batchedSystem.toFixed(1)} µs of it in the kernel)`
+  )
   console.log(row("upstream-style (unary)", unaryEvents, unarySeconds, unaryRate, unaryCpu))
   console.log(`ratio batched/unary: ${(batchedRate / unaryRate).toFixed(1)}x events/s, ${(unaryCpu / batchedCpu).toFixed(1)}x less server CPU per event`)
 })
