@@ -2,12 +2,13 @@
  * classify + parse throughput on one core, over a realistic mix of journal kernel messages:
  * mostly IPv4 TCP/UDP drops, some ICMP (with inner packets), IPv6, accepts, and kernel lines that
  * are not ours (skipped by classify). Target: >= 1M lines/s. Also classify alone (lines that are
- * not ours), a charCodeAt calibration loop (to compare machines) and formatJsonLine.
+ * not ours), a charCodeAt calibration loop (to compare machines), formatJsonLine, and parseBody
+ * (the server's path: the message after its prefix).
  *
  *     npx node bench/parse.ts [seconds per figure]
  */
 import { formatJsonLine } from "../src/domain/Format.ts"
-import { defaultPrefixes, parseLine } from "../src/domain/Parser.ts"
+import { classify, defaultPrefixes, parseBody, parseLine } from "../src/domain/Parser.ts"
 
 const target = 1_000_000
 const seconds = Number(process.argv[2] ?? 3)
@@ -153,5 +154,15 @@ const events = lines.flatMap((l) => {
 })
 measure("formatJsonLine, events of the mix", 20_000, (i) => {
   sink += formatJsonLine(events[i % events.length]!).length
+})
+// the server's path (src/transport/IngestServer.ts): the message after its prefix, classified by the client
+const bodies = lines.flatMap((l) => {
+  const c = classify(l, defaultPrefixes)
+  return c === undefined ? [] : [{ body: Buffer.from(c.body).toString("utf8"), action: c.action }]
+})
+measure("parseBody, the bodies of the mix's lines with a prefix (the server's path)", 50_000, (i) => {
+  const { action, body } = bodies[i % bodies.length]!
+  const r = parseBody(body, action, context)
+  if (r._tag === "Event") sink += r.event.src.port ?? 1
 })
 console.log(`(sink ${sink % 7})`)

@@ -8,7 +8,8 @@
  * over the line's codes in a typed array (see `codesOf`): it runs for every kernel line the client
  * reads, so it has to do ~1M lines/s. The usual head of a line, and the usual TCP, UDP or ICMP
  * rest after it (ICMP: echo, or an error with its quoted packet), are found by straight-line code
- * first (`readHead`, `readTail`, `readIcmpTail`, `readInner`), and such a line's event is made
+ * first (`readHead`, `readTail`, `readIcmpTail`, `readInner`: templates of keys read by one small
+ * loop, `readFields`, 4 codes at a time over zeros after the line), and such a line's event is made
  * straight from where its values are (`fastEvent`, `icmpEvent`: no token loop, no packet); common values
  * are shared constants instead of slices (`decimalText` and friends), and recent MAC headers
  * shared texts (`macSlotOf`). All of it gives exactly what the token loop gives.
@@ -116,6 +117,18 @@ const hexAt = (b: Uint8Array, from: number, to: number): number => {
 /** Whether `b[from..to)` has a `:` (an IPv6 address, not IPv4). */
 const hasColon = (b: Uint8Array, from: number, to: number): boolean => {
   for (let i = from; i < to; i++) if (b[i] === 58) return true
+  return false
+}
+
+/** `hasColon` for the codes in `v` (see `viewOf`), 4 at a time. */
+const colonIn = (v: DataView, from: number, to: number): boolean => {
+  for (let i = from; i < to; i += 4) {
+    const x = v.getInt32(i, true) ^ 0x3a3a3a3a
+    // 0x80 in each byte that was a colon (exactly: no carry between bytes)
+    let colons = ~(((x & 0x7f7f7f7f) + 0x7f7f7f7f) | x) & 0x80808080
+    if (to - i < 4) colons &= (1 << (8 * (to - i))) - 1 // (the codes after `to` left out)
+    if (colons !== 0) return true
+  }
   return false
 }
 
@@ -315,14 +328,14 @@ const decimalText = (text: string, b: Uint8Array, from: number, to: number, v: n
   // no leading zero (or just "0"): the text is exactly String(v)
   v >= 0 && v < 1024 && (b[from] !== 48 || to - from === 1) ? smallDecimals[v]! : textOf(text, from, to)
 
-/** 0-15 for `0-9A-F` (the kernel's %02X), else -1. */
-const upperHexDigit = (c: number): number => (c >= 48 && c <= 57 ? c - 48 : c >= 65 && c <= 70 ? c - 55 : -1)
+/** Per code: 0-15 for `0-9A-F` (the kernel's %02X), else -1. */
+const upperHexDigits = Int8Array.from({ length: 256 }, (_, c) => (c >= 48 && c <= 57 ? c - 48 : c >= 65 && c <= 70 ? c - 55 : -1))
 
 const hexByteText = (text: string, b: Uint8Array, from: number, to: number): string => {
   if (to - from === 4 && b[from] === 48 && b[from + 1] === 120) {
-    const high = upperHexDigit(b[from + 2]!)
-    const low = upperHexDigit(b[from + 3]!)
-    if (high >= 0 && low >= 0) return hexBytes[high * 16 + low]!
+    const high = upperHexDigits[b[from + 2]!]!
+    const low = upperHexDigits[b[from + 3]!]!
+    if ((high | low) >= 0) return hexBytes[(high << 4) | low]!
   }
   return textOf(text, from, to)
 }
@@ -918,52 +931,44 @@ const C_OTHER = 0x80
 const C_INVALID = 0xff
 
 const encoder = new TextEncoder()
-/** Reused for every line up to `maxLineLength`; the parser is synchronous, nothing else touches it. */
-const codeBuffer = new Uint8Array(maxLineLength)
 
-/** `codeBuffer`'s memory 4 codes at a time (see `printableRun`). */
-const codeBufferWords = new Int32Array(codeBuffer.buffer)
+/**
+ * Zeros after a line's codes (a code no key or value has): the straight-line readers read 4 codes
+ * at a time and compare keys as words without looking where the line ends.
+ */
+const sentinelLength = 16
+
+/** Reused for every line up to `maxLineLength`; the parser is synchronous, nothing else touches it. */
+const codeBuffer = new Uint8Array(maxLineLength + sentinelLength)
 const codeBufferView = new DataView(codeBuffer.buffer)
 
 /** The codes `b` as a DataView (the same memory). */
 const viewOf = (b: Uint8Array): DataView => (b === codeBuffer ? codeBufferView : new DataView(b.buffer, b.byteOffset, b.length))
 
-/** The codes `b` 4 at a time (the same memory; a tail of fewer than 4 is left out). */
-const wordsOf = (b: Uint8Array): Int32Array => (b === codeBuffer ? codeBufferWords : new Int32Array(b.buffer, 0, b.length >> 2))
-
-/**
- * Where the run of printable ASCII other than space starting at `b[i]` may end: the first index
- * from which the caller has to look at codes one by one (never past the run). Checks 4 codes at a
- * time through `words` (bit tricks: no byte below 0x21, none at or above 0x80, none 0x7f), so long
- * values (MAC, IPv6 addresses) cost a quarter of the loads and branches.
- */
-const printableRun = (b: Uint8Array, words: Int32Array, i: number, n: number): number => {
-  for (; (i & 3) !== 0; i++) {
-    if (i >= n) return i
-    const c = b[i]!
-    if (c < 33 || c > 126) return i
-  }
-  for (let w = i >> 2; i + 4 <= n; w++, i += 4) {
-    const x = words[w]!
-    const y = x ^ 0x7f7f7f7f
-    if (((((x - 0x21212121) | 0) & ~x) | x | (((y - 0x01010101) | 0) & ~y)) & 0x80808080) break
-  }
-  return i
-}
-
-/** `text` as codes (in a shared buffer, valid until the next call). */
+/** `text` as codes, then `sentinelLength` zeros (in a shared buffer, valid until the next call). */
 const codesOf = (text: string): Uint8Array => {
   const n = text.length
-  const codes = n <= codeBuffer.length ? codeBuffer : new Uint8Array(n)
-  if (codes === codeBuffer) {
-    const done = encoder.encodeInto(text, codes)
-    if (done.read === n && done.written === n) return codes // one byte per character: all ASCII
+  if (n > maxLineLength) {
+    const codes = new Uint8Array(n + sentinelLength)
+    mapCodes(text, codes, n)
+    return codes
   }
+  const done = encoder.encodeInto(text, codeBuffer)
+  const v = codeBufferView
+  v.setInt32(n, 0)
+  v.setInt32(n + 4, 0)
+  v.setInt32(n + 8, 0)
+  v.setInt32(n + 12, 0)
+  if (done.read !== n || done.written !== n) mapCodes(text, codeBuffer, n) // else one byte per character: all ASCII
+  return codeBuffer
+}
+
+/** The codes of a line that is not all ASCII. */
+const mapCodes = (text: string, codes: Uint8Array, n: number): void => {
   for (let i = 0; i < n; i++) {
     const c = text.charCodeAt(i)
     codes[i] = c < 0x80 ? c : c >= 0xd800 && (c <= 0xdfff || c === 0xfffd) ? C_INVALID : C_OTHER
   }
-  return codes
 }
 
 /** Sets `scan.error` when code `c` at `i` (outside printable ASCII, not a separator) is not acceptable. */
@@ -1009,18 +1014,9 @@ class Key {
     this.middle = text.length > 8 ? word(4) : 0
   }
 }
-const keyOut = new Key(" OUT=")
-const keyMac = new Key(" MAC=")
-const keySrc = new Key(" SRC=")
-const keyDst = new Key(" DST=")
-const keyLen = new Key(" LEN=")
-const keyTos = new Key(" TOS=")
-const keyPrec = new Key(" PREC=")
-const keyTtl = new Key(" TTL=")
 const keyId = new Key(" ID=")
-const keyTc = new Key(" TC=")
-const keyHoplimit = new Key(" HOPLIMIT=")
-const keyFlowlbl = new Key(" FLOWLBL=")
+const keyUrgp = new Key(" URGP=")
+const keySeq = new Key(" SEQ=")
 
 /** Whether `b[i..n)` (also in `v`, see `viewOf`) starts with `key`; then the value starts at `i + key.length`. */
 const keyAt = (v: DataView, i: number, n: number, key: Key): boolean => {
@@ -1039,198 +1035,227 @@ const valueEnd = (b: Uint8Array, i: number, n: number): number => {
   return n
 }
 
-/** The value `decimalEnd` read last: a decimal of up to 15 digits, or -1. */
-let decimal = -1
+// The straight-line readers go through a line as a sequence of `KEY=VALUE` fields in a known
+// order (a template), one loop for all of them: each key is compared as 2 or 3 words (`Key`), each
+// value's end found 4 codes at a time (the sentinel zeros after the line's codes end the last
+// one), numbers read as decimals on the way. What they find goes into `places` (the value of field
+// slot `f` at `places[2f]..places[2f+1]` of the codes; the decimal it reads as, `decimalAt`'s
+// answer when it has at most 9 digits (an int32), else -1, in `numbers[f]` for the fields read as
+// numbers) and `shape` (the rest), valid until the next line. One small loop instead of a call per
+// key: V8 inlines it whole.
 
-/** `valueEnd`, reading the value as a decimal on the way (into `decimal`: `decimalAt`'s answer). */
-const decimalEnd = (b: Uint8Array, i: number, n: number): number => {
-  const from = i
-  let value = 0
-  for (; i < n; i++) {
-    const c = b[i]!
-    const digit = c - 48
-    if (digit >= 0 && digit <= 9) value = value * 10 + digit
-    else if (c === 32) break
-    else {
-      decimal = -1
-      return valueEnd(b, i, n)
-    }
+// Field slots: the outer packet's head and tail, then the quoted packet's (`readInner`).
+const F_IN = 0
+const F_OUT = 1
+const F_MAC = 2
+const F_SRC = 3
+const F_DST = 4
+const F_LEN = 5
+/** TOS / TC, PREC / HOPLIMIT, TTL / FLOWLBL, ID (IPv4 only). */
+const F_A = 6
+const F_B = 7
+const F_C = 8
+const F_D = 9
+const F_SPT = 10
+const F_DPT = 11
+/** WINDOW (TCP) or LEN (UDP). */
+const F_T = 12
+const F_RES = 13
+const F_URGP = 14
+const F_TYPE = 15
+const F_CODE = 16
+const F_ECHO_ID = 17
+const F_ECHO_SEQ = 18
+const F_MTU = 19
+const F_INNER_SRC = 20
+const F_INNER_DST = 21
+const F_INNER_LEN = 22
+/** The quoted packet's F_A to F_D. */
+const F_INNER_A = 23
+const F_INNER_B = 24
+const F_INNER_C = 25
+const F_INNER_D = 26
+const F_INNER_SPT = 27
+const F_INNER_DPT = 28
+const F_INNER_T = 29
+const F_INNER_RES = 30
+const F_INNER_URGP = 31
+const F_INNER_SEQ = 32
+const F_INNER_ACK = 33
+const F_INNER_TYPE = 34
+const F_INNER_CODE = 35
+const F_INNER_ECHO_ID = 36
+const F_INNER_ECHO_SEQ = 37
+const F_PROTO = 38
+const F_INNER_PROTO = 39
+const fieldSlots = 40
+
+const places = new Int32Array(2 * fieldSlots)
+const numbers = new Int32Array(fieldSlots)
+
+/** What else the readers found (valid until the next line). */
+class Shape {
+  /** The IPv4 header (TOS PREC TTL ID), else the IPv6 one (TC HOPLIMIT FLOWLBL). */
+  v4 = true
+  df = false
+  /** TCP, else UDP (`readTail`). */
+  tcp = true
+  /** The TCP flag words, as bits of `Packet#tcpFlags` (`tcpFlagNames` order). */
+  tcpFlags = 0
+  // an ICMP tail (`readIcmpTail`)
+  icmpV6 = false
+  /** `ID= SEQ=` after TYPE and CODE. */
+  echo = false
+  /** A quoted packet follows (`readInner`), and ` MTU=` after it. */
+  inner = false
+  mtu = false
+  // the quoted packet
+  innerV4 = true
+  innerDf = false
+  innerProto = 0
+  /** TCP: whether `SEQ= ACK=` are there. */
+  innerSequence = false
+  innerTcpFlags = 0
+  innerEcho = false
+}
+const shape = new Shape()
+
+// Template entries: a key's length, its three words (see `Key`) and what the value is.
+const V_TEXT = 0
+/** Read as a decimal too (`numbers`). */
+const V_DECIMAL = 1
+/** The key may be missing: then the slot's places are -1. */
+const V_OPTIONAL = 2
+
+const template = (fields: ReadonlyArray<readonly [key: string, kind: number]>): Int32Array => {
+  const entries = new Int32Array(fields.length * 5)
+  fields.forEach(([text, kind], k) => {
+    const key = new Key(text)
+    entries.set([key.length, key.first, key.last, key.middle, kind], k * 5)
+  })
+  return entries
+}
+
+const headFields = template([
+  [" OUT=", V_TEXT], [" MAC=", V_TEXT | V_OPTIONAL], [" SRC=", V_TEXT], [" DST=", V_TEXT], [" LEN=", V_DECIMAL]
+])
+const v4Fields = template([[" TOS=", V_TEXT], [" PREC=", V_TEXT], [" TTL=", V_DECIMAL], [" ID=", V_DECIMAL]])
+const v6Fields = template([[" TC=", V_TEXT], [" HOPLIMIT=", V_DECIMAL], [" FLOWLBL=", V_TEXT]])
+const protoFields = template([[" PROTO=", V_TEXT]])
+const tcpFields = template([[" SPT=", V_DECIMAL], [" DPT=", V_DECIMAL], [" WINDOW=", V_DECIMAL], [" RES=", V_TEXT]])
+const udpFields = template([[" SPT=", V_DECIMAL], [" DPT=", V_DECIMAL], [" LEN=", V_DECIMAL]])
+const portFields = template([[" SPT=", V_DECIMAL], [" DPT=", V_DECIMAL]])
+const sequenceFields = template([[" SEQ=", V_DECIMAL], [" ACK=", V_DECIMAL]])
+const windowFields = template([[" WINDOW=", V_DECIMAL], [" RES=", V_TEXT]])
+const lengthFields = template([[" LEN=", V_DECIMAL]])
+const urgpFields = template([[" URGP=", V_DECIMAL]])
+const icmpFields = template([[" TYPE=", V_DECIMAL], [" CODE=", V_DECIMAL]])
+const echoFields = template([[" ID=", V_DECIMAL], [" SEQ=", V_DECIMAL]])
+const mtuFields = template([[" MTU=", V_DECIMAL]])
+const innerHeadFields = template([[" [SRC=", V_TEXT], [" DST=", V_TEXT], [" LEN=", V_DECIMAL]])
+
+/**
+ * The value at `b[from..)` into slot `slot` (see `places`): returns where it ends (a space or
+ * `n`), or -1 at a character outside printable ASCII. The codes end in zeros (see `codesOf`).
+ */
+const readValue = (b: Uint8Array, v: DataView, from: number, n: number, slot: number, decimal: boolean): number => {
+  // 4 codes at a time up to the first that is not printable ASCII other than space: 0x80 in each
+  // byte below 0x21, at or above 0x80, or 0x7f (borrows may flag bytes above a flagged one, never
+  // below it: the lowest flag is exact)
+  let i = from
+  let m = 0
+  for (;;) {
+    const x = v.getInt32(i, true)
+    const y = x ^ 0x7f7f7f7f
+    m = ((((x - 0x21212121) | 0) & ~x) | x | (((y - 0x01010101) | 0) & ~y)) & 0x80808080
+    if (m !== 0) break
+    i += 4
   }
-  decimal = i === from || i - from > 15 ? -1 : value
+  i += (31 - Math.clz32(m & -m)) >> 3
+  if (i !== n && b[i] !== 32) return -1
+  places[2 * slot] = from
+  places[2 * slot + 1] = i
+  if (decimal) {
+    // (10 to 15 digits, which no usual line has, go the general way: -1)
+    let value = -1
+    if (i > from && i - from <= 9) {
+      value = 0
+      for (let k = from; k < i; k++) {
+        const digit = b[k]! - 48
+        if (digit < 0 || digit > 9) {
+          value = -1
+          break
+        }
+        value = value * 10 + digit
+      }
+    }
+    numbers[slot] = value
+  }
   return i
 }
 
-/** `valueEnd` for the long values (MAC, addresses): 4 codes at a time first. */
-const longValueEnd = (b: Uint8Array, words: Int32Array, i: number, n: number): number =>
-  valueEnd(b, printableRun(b, words, i, n), n)
+/**
+ * The fields of `fields` (a template) from `b[i..n)` on, into slots `slot`, `slot + 1`, ...:
+ * returns where the last value ended, or -1 when a key is not there or a value has a character
+ * outside printable ASCII.
+ */
+const readFields = (b: Uint8Array, v: DataView, i: number, n: number, fields: Int32Array, slot: number): number => {
+  for (let k = 0; k < fields.length; k += 5, slot++) {
+    const length = fields[k]!
+    const kind = fields[k + 4]!
+    // (past the line's end the codes are zeros, which no key has)
+    if (
+      v.getInt32(i, true) !== fields[k + 1] || v.getInt32(i + length - 4, true) !== fields[k + 2] ||
+      (length > 8 && v.getInt32(i + 4, true) !== fields[k + 3])
+    ) {
+      if ((kind & V_OPTIONAL) === 0) return -1
+      places[2 * slot] = -1
+      places[2 * slot + 1] = -1
+      continue
+    }
+    i = readValue(b, v, i + length, n, slot, (kind & V_DECIMAL) !== 0)
+    if (i < 0) return -1
+  }
+  return i
+}
+
+/** Which header `readIpHeader` read last: IPv4, else IPv6. */
+let ipV4 = true
+
+/** The IPv4 header's fields (then `ipV4`) or the IPv6 one's from `b[i..n)` into slots `slot`...; see `readFields`. */
+const readIpHeader = (b: Uint8Array, v: DataView, i: number, n: number, slot: number): number => {
+  const end = readFields(b, v, i, n, v4Fields, slot)
+  if (end >= 0) {
+    ipV4 = true
+    return end
+  }
+  ipV4 = false
+  return readFields(b, v, i, n, v6Fields, slot)
+}
+
+/** ` DF`, then a space or the end, at `b[i..n)`. */
+const dfAt = (b: Uint8Array, i: number, n: number): boolean =>
+  b[i] === 32 && b[i + 1] === 68 && b[i + 2] === 70 && (i + 3 === n || b[i + 3] === 32)
 
 /**
- * Where `readHead` and `readTail` found the values of the line being parsed (each `from`..`to`
- * in its codes); valid until the next line. One object with small-integer fields: V8 keeps them
- * unboxed, in place.
+ * Finds the head of `b[from..n)` (into `places` and `shape`) and returns where it ended (a space
+ * or `n`), or -1 when the line does not start that way.
  */
-class Places {
-  inFrom = 0
-  inTo = 0
-  outFrom = 0
-  outTo = 0
-  /** -1: no `MAC=`. */
-  macFrom = -1
-  macTo = -1
-  srcFrom = 0
-  srcTo = 0
-  dstFrom = 0
-  dstTo = 0
-  lenFrom = 0
-  lenTo = 0
-  /** The numbers (`decimalAt`'s answers): LEN, TTL or HOPLIMIT, ID (IPv4). */
-  length = -1
-  ttl = -1
-  id = -1
-  /** The IPv4 header (TOS PREC TTL ID), else the IPv6 one (TC HOPLIMIT FLOWLBL). */
-  v4 = true
-  /** TOS / TC, PREC / HOPLIMIT, TTL / FLOWLBL, ID (IPv4 only). */
-  aFrom = 0
-  aTo = 0
-  bFrom = 0
-  bTo = 0
-  cFrom = 0
-  cTo = 0
-  dFrom = 0
-  dTo = 0
-  // the tail
-  df = false
-  tcp = true
-  sptFrom = 0
-  sptTo = 0
-  dptFrom = 0
-  dptTo = 0
-  /** WINDOW (TCP) or LEN (UDP). */
-  tFrom = 0
-  tTo = 0
-  /** The numbers of the tail: SPT, DPT, WINDOW or LEN, URGP. */
-  spt = -1
-  dpt = -1
-  t = -1
-  urgp = -1
-  resFrom = 0
-  resTo = 0
-  urgpFrom = 0
-  urgpTo = 0
-  /** The TCP flag words, as bits of `Packet#tcpFlags` (`tcpFlagNames` order). */
-  tcpFlags = 0
-  // an ICMP tail (`readIcmpTail`): PROTO=ICMP or ICMPv6, TYPE, CODE, and ID SEQ (echo) or nothing
-  icmpV6 = false
-  typeFrom = 0
-  typeTo = 0
-  codeFrom = 0
-  codeTo = 0
-  /** -1: no `ID= SEQ=`. */
-  echoIdFrom = -1
-  echoIdTo = -1
-  seqFrom = 0
-  seqTo = 0
-  /** The numbers: TYPE, CODE, ID, SEQ. */
-  icmpType = -1
-  icmpCode = -1
-  echoId = -1
-  echoSeq = -1
-  /** Whether a quoted packet follows (`readInner`: `innerPlaces`), and ` MTU=` after it (-1: none). */
-  inner = false
-  mtuFrom = -1
-  mtuTo = -1
-  mtu = -1
+const readHead = (b: Uint8Array, v: DataView, from: number, n: number): number => {
+  if (from + 3 > n || b[from] !== 73 || b[from + 1] !== 78 || b[from + 2] !== 61) return -1 // IN=
+  let i = readValue(b, v, from + 3, n, F_IN, false)
+  if (i < 0) return -1
+  i = readFields(b, v, i, n, headFields, F_OUT)
+  if (i < 0) return -1
+  i = readIpHeader(b, v, i, n, F_A)
+  shape.v4 = ipV4
+  return i
 }
-const places = new Places()
 
 /** Wire-map ids the head stores (all below 32: `seenLow` bits). */
 const headV4Seen = (1 << 1) | (1 << 2) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12) | (1 << 13) | (1 << 14) | (1 << 15)
 const headV6Seen = (1 << 1) | (1 << 2) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 16) | (1 << 17) | (1 << 18)
 const macSeen = 1 << 5
-
-/**
- * Finds the head of `b[from..n)` (into `places`) and returns where it ended (a space or `n`), or
- * -1 when the line does not start that way.
- */
-const readHead = (b: Uint8Array, v: DataView, words: Int32Array, from: number, n: number): number => {
-  if (from + 3 > n || b[from] !== 73 || b[from + 1] !== 78 || b[from + 2] !== 61) return -1 // IN=
-  const inFrom = from + 3
-  const inTo = valueEnd(b, inFrom, n)
-  if (inTo < 0 || !keyAt(v, inTo, n, keyOut)) return -1
-  const outFrom = inTo + 5
-  const outTo = valueEnd(b, outFrom, n)
-  if (outTo < 0) return -1
-  let macFrom = -1
-  let macTo = -1
-  let i = outTo
-  if (keyAt(v, i, n, keyMac)) {
-    macFrom = i + 5
-    macTo = longValueEnd(b, words, macFrom, n)
-    if (macTo < 0) return -1
-    i = macTo
-  }
-  if (!keyAt(v, i, n, keySrc)) return -1
-  const srcFrom = i + 5
-  const srcTo = longValueEnd(b, words, srcFrom, n)
-  if (srcTo < 0 || !keyAt(v, srcTo, n, keyDst)) return -1
-  const dstFrom = srcTo + 5
-  const dstTo = longValueEnd(b, words, dstFrom, n)
-  if (dstTo < 0 || !keyAt(v, dstTo, n, keyLen)) return -1
-  const lenFrom = dstTo + 5
-  const lenTo = decimalEnd(b, lenFrom, n)
-  if (lenTo < 0) return -1
-  const length = decimal
-  // the IPv4 header (TOS PREC TTL ID) or the IPv6 one (TC HOPLIMIT FLOWLBL): three or four values
-  const v4 = keyAt(v, lenTo, n, keyTos)
-  if (!v4 && !keyAt(v, lenTo, n, keyTc)) return -1
-  const aFrom = lenTo + (v4 ? 5 : 4) // TOS / TC
-  const aTo = valueEnd(b, aFrom, n)
-  if (aTo < 0 || !keyAt(v, aTo, n, v4 ? keyPrec : keyHoplimit)) return -1
-  const bFrom = aTo + (v4 ? 6 : 10) // PREC / HOPLIMIT
-  const bTo = v4 ? valueEnd(b, bFrom, n) : decimalEnd(b, bFrom, n)
-  if (bTo < 0 || !keyAt(v, bTo, n, v4 ? keyTtl : keyFlowlbl)) return -1
-  let ttl = decimal // (HOPLIMIT)
-  const cFrom = bTo + (v4 ? 5 : 9) // TTL / FLOWLBL
-  const cTo = v4 ? decimalEnd(b, cFrom, n) : valueEnd(b, cFrom, n)
-  if (cTo < 0) return -1
-  let dFrom = cTo // ID
-  let dTo = cTo
-  let id = -1
-  if (v4) {
-    ttl = decimal
-    if (!keyAt(v, cTo, n, keyId)) return -1
-    dFrom = cTo + 4
-    dTo = decimalEnd(b, dFrom, n)
-    if (dTo < 0) return -1
-    id = decimal
-  }
-  const o = places
-  o.inFrom = inFrom
-  o.inTo = inTo
-  o.outFrom = outFrom
-  o.outTo = outTo
-  o.macFrom = macFrom
-  o.macTo = macTo
-  o.srcFrom = srcFrom
-  o.srcTo = srcTo
-  o.dstFrom = dstFrom
-  o.dstTo = dstTo
-  o.lenFrom = lenFrom
-  o.lenTo = lenTo
-  o.length = length
-  o.ttl = ttl
-  o.id = id
-  o.v4 = v4
-  o.aFrom = aFrom
-  o.aTo = aTo
-  o.bFrom = bFrom
-  o.bTo = bTo
-  o.cFrom = cFrom
-  o.cTo = cTo
-  o.dFrom = dFrom
-  o.dTo = dTo
-  return dTo
-}
 
 // MAC headers repeat from line to line (one per interface and neighbour): the texts of the last
 // few 14-byte ones are kept with their parts, by their codes, and a line with the same codes gets
@@ -1246,30 +1271,23 @@ const macTexts: Array<string> = new Array<string>(macSlots).fill("")
 const macDsts: Array<string> = new Array<string>(macSlots).fill("")
 const macSrcs: Array<string> = new Array<string>(macSlots).fill("")
 const macEtherTypes: Array<string> = new Array<string>(macSlots).fill("")
-/** The words of the MAC being read. */
-const macScratch = new Int32Array(11)
 
 /**
  * The slot of the 41-character `MAC=` value `text[from..from+41)` (codes in `b`, also in `v`):
  * the one that holds it, else one it is put into.
  */
 const macSlotOf = (text: string, b: Uint8Array, v: DataView, from: number): number => {
-  const words = macScratch
-  let h = 0
-  for (let k = 0; k < 10; k++) {
-    const word = v.getInt32(from + 4 * k, true)
-    words[k] = word
-    h = Math.imul(h ^ word, 0x9e3779b1)
-  }
+  // the slot by a few words of both addresses and the EtherType; then every word compared
   const last = v.getInt32(from + 37, true) // (codes 37-40, overlapping the tenth word)
-  words[10] = last
-  const slot = Math.imul(h ^ last, 0x9e3779b1) >>> 29
+  const h = Math.imul(Math.imul(v.getInt32(from + 4, true) ^ v.getInt32(from + 12, true), 0x9e3779b1) ^ v.getInt32(from + 24, true), 0x9e3779b1)
+  const slot = Math.imul(h ^ v.getInt32(from + 32, true) ^ last, 0x9e3779b1) >>> 29
   const base = slot * 11
   let k = 0
-  while (k < 11 && macWords[base + k] === words[k]) k++
-  if (k === 11 && macTexts[slot] !== "") return slot
+  while (k < 10 && macWords[base + k] === v.getInt32(from + 4 * k, true)) k++
+  if (k === 10 && macWords[base + 10] === last && macTexts[slot] !== "") return slot
   const mac = text.slice(from, from + 41)
-  for (k = 0; k < 11; k++) macWords[base + k] = words[k]!
+  for (k = 0; k < 10; k++) macWords[base + k] = v.getInt32(from + 4 * k, true)
+  macWords[base + 10] = last
   macTexts[slot] = mac
   macDsts[slot] = mac.slice(0, 17)
   macSrcs[slot] = mac.slice(18, 35)
@@ -1277,43 +1295,65 @@ const macSlotOf = (text: string, b: Uint8Array, v: DataView, from: number): numb
   return slot
 }
 
+/** `text[from..to)` of slot `slot` (see `places`). */
+const placeText = (text: string, slot: number): string => textOf(text, places[2 * slot]!, places[2 * slot + 1]!)
+
+/** `decimalText` of slot `slot`, a decimal field. */
+const placeDecimal = (text: string, b: Uint8Array, slot: number): string =>
+  decimalText(text, b, places[2 * slot]!, places[2 * slot + 1]!, numbers[slot]!)
+
+/** `decimalAt` of slot `slot`, a decimal field (`numbers` holds only those of up to 9 digits). */
+const placeNumber = (b: Uint8Array, slot: number): number =>
+  numbers[slot]! >= 0 ? numbers[slot]! : decimalAt(b, places[2 * slot]!, places[2 * slot + 1]!)
+
+/** `hexByteText` of slot `slot`. */
+const placeHexByte = (text: string, b: Uint8Array, slot: number): string =>
+  hexByteText(text, b, places[2 * slot]!, places[2 * slot + 1]!)
+
+/** The address of slot `slot` as the event has it (IPv6 canonical), its text being `value`. */
+const placeIp = (value: string, text: string, b: Uint8Array, v: DataView, slot: number): string => {
+  const from = places[2 * slot]!
+  const to = places[2 * slot + 1]!
+  return colonIn(v, from, to) ? ipv6Of(value, text, b, from, to) : value
+}
+
 /**
  * Puts what `readHead` found into the scan (packet, wire map, seen names), as the token loop's
  * `applyKv` would for these keys, in order.
  */
 const applyHead = (scan: Scan, b: Uint8Array, v: DataView): void => {
-  const o = places
   const text = scan.text
   const p = scan.outer
-  const inIface = textOf(text, o.inFrom, o.inTo)
-  const outIface = textOf(text, o.outFrom, o.outTo)
+  const inIface = placeText(text, F_IN)
+  const outIface = placeText(text, F_OUT)
   p.inIface = inIface
   p.outIface = outIface
   let mac: string | undefined = undefined
-  if (o.macFrom >= 0) {
-    if (o.macTo - o.macFrom === 41) {
-      p.macSlot = macSlotOf(text, b, v, o.macFrom)
+  const macFrom = places[2 * F_MAC]!
+  if (macFrom >= 0) {
+    if (places[2 * F_MAC + 1]! - macFrom === 41) {
+      p.macSlot = macSlotOf(text, b, v, macFrom)
       mac = macTexts[p.macSlot]!
-    } else mac = textOf(text, o.macFrom, o.macTo)
+    } else mac = placeText(text, F_MAC)
     p.mac = mac
   }
-  const src = textOf(text, o.srcFrom, o.srcTo)
-  const srcV6 = hasColon(b, o.srcFrom, o.srcTo)
-  p.src = srcV6 ? ipv6Of(src, text, b, o.srcFrom, o.srcTo) : src
+  const src = placeText(text, F_SRC)
+  const srcV6 = colonIn(v, places[2 * F_SRC]!, places[2 * F_SRC + 1]!)
+  p.src = placeIp(src, text, b, v, F_SRC)
   p.version = srcV6 ? 6 : 4
-  const dst = textOf(text, o.dstFrom, o.dstTo)
-  p.dst = hasColon(b, o.dstFrom, o.dstTo) ? ipv6Of(dst, text, b, o.dstFrom, o.dstTo) : dst
-  p.ipLength = o.length
-  const len = decimalText(text, b, o.lenFrom, o.lenTo, p.ipLength)
-  if (o.v4) {
-    const tos = hexByteText(text, b, o.aFrom, o.aTo)
-    const prec = hexByteText(text, b, o.bFrom, o.bTo)
+  const dst = placeText(text, F_DST)
+  p.dst = placeIp(dst, text, b, v, F_DST)
+  p.ipLength = placeNumber(b, F_LEN)
+  const len = placeDecimal(text, b, F_LEN)
+  if (shape.v4) {
+    const tos = placeHexByte(text, b, F_A)
+    const prec = placeHexByte(text, b, F_B)
     p.tos = tos
     p.prec = prec
-    p.ttl = o.ttl
-    const ttl = decimalText(text, b, o.cFrom, o.cTo, p.ttl)
-    p.ipId = o.id
-    const id = decimalText(text, b, o.dFrom, o.dTo, p.ipId)
+    p.ttl = placeNumber(b, F_C)
+    const ttl = placeDecimal(text, b, F_C)
+    p.ipId = placeNumber(b, F_D)
+    const id = placeDecimal(text, b, F_D)
     scan.seenLow |= headV4Seen
     if (mac === undefined) {
       scan.fields = { IN: inIface, OUT: outIface, SRC: src, DST: dst, LEN: len, TOS: tos, PREC: prec, TTL: ttl, ID: id }
@@ -1324,11 +1364,13 @@ const applyHead = (scan: Scan, b: Uint8Array, v: DataView): void => {
       }
     }
   } else {
-    const tc = decimalText(text, b, o.aFrom, o.aTo, decimalAt(b, o.aFrom, o.aTo))
+    const tcFrom = places[2 * F_A]!
+    const tcTo = places[2 * F_A + 1]!
+    const tc = decimalText(text, b, tcFrom, tcTo, decimalAt(b, tcFrom, tcTo))
     p.tc = tc
-    p.ttl = o.ttl
-    const hoplimit = decimalText(text, b, o.bFrom, o.bTo, p.ttl)
-    const flowLabel = textOf(text, o.cFrom, o.cTo)
+    p.ttl = placeNumber(b, F_B)
+    const hoplimit = placeDecimal(text, b, F_B)
+    const flowLabel = placeText(text, F_C)
     p.flowLabel = flowLabel
     p.version = 6
     scan.seenLow |= headV6Seen
@@ -1348,13 +1390,6 @@ const applyHead = (scan: Scan, b: Uint8Array, v: DataView): void => {
 // or `[DF] PROTO=UDP SPT= DPT= LEN=`, to the end of the line. Anything else (TCP sequence numbers
 // or options, UID=, another protocol, a tab, ...) is left to the token loop.
 
-const keyProto = new Key(" PROTO=")
-const keySpt = new Key(" SPT=")
-const keyDpt = new Key(" DPT=")
-const keyWindow = new Key(" WINDOW=")
-const keyRes = new Key(" RES=")
-const keyUrgp = new Key(" URGP=")
-
 /** `b[i..n)` is nothing or a single space: the end of the line. */
 const atLineEnd = (b: Uint8Array, i: number, n: number): boolean => i === n || (i + 1 === n && b[i] === 32)
 
@@ -1363,92 +1398,91 @@ const TAIL_NONE = 0
 const TAIL_TCP_UDP = 1 // `fastEvent`
 const TAIL_ICMP = 2 // `icmpEvent`
 
+// Protocols of the quoted packet (`Shape#innerProto`; 0: another).
+const P_UDP = 1
+const P_TCP = 2
+const P_ICMP = 3
+const P_ICMPV6 = 4
+
+/** The protocol of the `PROTO=` value in slot `slot` (a `P_` constant, 0: another). */
+const protoOf = (b: Uint8Array, slot: number): number => {
+  const from = places[2 * slot]!
+  const c0 = b[from]
+  switch (places[2 * slot + 1]! - from) {
+    case 3:
+      if (c0 === 84 && b[from + 1] === 67 && b[from + 2] === 80) return P_TCP
+      if (c0 === 85 && b[from + 1] === 68 && b[from + 2] === 80) return P_UDP
+      break
+    case 4:
+    case 6:
+      if (c0 === 73 && b[from + 1] === 67 && b[from + 2] === 77 && b[from + 3] === 80) {
+        if (places[2 * slot + 1]! - from === 4) return P_ICMP
+        if (b[from + 4] === 118 && b[from + 5] === 54) return P_ICMPV6
+      }
+      break
+  }
+  return 0
+}
+
+/** ` SYN` as a little-endian word. */
+const wordSyn = 0x20 | (83 << 8) | (89 << 16) | (78 << 24)
+
+/** The flags `readTcpFlags` read last. */
+let tcpFlagsRead = 0
+
 /**
- * Finds the usual tail in `b[from..n)` (`from`: where `readHead` stopped; into `places`): a TCP
- * or UDP one, an ICMP one (`readIcmpTail`), or none (`TAIL_NONE`: the rest of the line is
- * anything else).
+ * The TCP flag words at `b[i..n)` up to ` URGP=` (in the kernel's order, each once): their bits
+ * into `tcpFlagsRead`; returns where ` URGP=` starts, or -1.
+ */
+const readTcpFlags = (b: Uint8Array, v: DataView, i: number, n: number): number => {
+  let lastBit = -1
+  let flags = 0
+  while (!keyAt(v, i, n, keyUrgp)) {
+    if (v.getInt32(i, true) === wordSyn && b[i + 4] === 32 && lastBit < 7) {
+      // ` SYN `, most drops' only flag, without a token lookup
+      lastBit = 7
+      flags |= TCP_SYN
+      i += 4
+      continue
+    }
+    if (b[i] !== 32 || i + 1 >= n) return -1
+    const wordTo = valueEnd(b, i + 1, n)
+    const id = wordTo < 0 ? 0 : tokenId(b, i + 1, wordTo - i - 1)
+    const bit = tcpFlagBit(id)
+    if (bit <= lastBit) return -1 // not a flag, or out of the kernel's order (or repeated)
+    lastBit = bit
+    flags |= 1 << bit
+    i = wordTo
+  }
+  tcpFlagsRead = flags
+  return i
+}
+
+/**
+ * Finds the usual tail in `b[from..n)` (`from`: where `readHead` stopped; into `places` and
+ * `shape`): a TCP or UDP one, an ICMP one (`readIcmpTail`), or none (`TAIL_NONE`: the rest of the
+ * line is anything else).
  */
 const readTail = (b: Uint8Array, v: DataView, from: number, n: number): number => {
   let i = from
-  // ` DF`, then a space or the end
-  const df = i + 3 <= n && b[i] === 32 && b[i + 1] === 68 && b[i + 2] === 70 && (i + 3 === n || b[i + 3] === 32)
+  const df = dfAt(b, i, n)
   if (df) i += 3
-  if (!keyAt(v, i, n, keyProto)) return TAIL_NONE
-  const protoFrom = i + 7
-  const protoTo = valueEnd(b, protoFrom, n)
-  if (protoTo - protoFrom !== 3) return readIcmpTail(b, v, df, protoFrom, protoTo, n)
-  const c0 = b[protoFrom]
-  const tcp = c0 === 84 && b[protoFrom + 1] === 67 && b[protoFrom + 2] === 80 // TCP
-  if (!tcp && !(c0 === 85 && b[protoFrom + 1] === 68 && b[protoFrom + 2] === 80)) return TAIL_NONE // UDP
-  if (!keyAt(v, protoTo, n, keySpt)) return TAIL_NONE
-  const sptFrom = protoTo + 5
-  const sptTo = decimalEnd(b, sptFrom, n)
-  if (sptTo < 0 || !keyAt(v, sptTo, n, keyDpt)) return TAIL_NONE
-  const spt = decimal
-  const dptFrom = sptTo + 5
-  const dptTo = decimalEnd(b, dptFrom, n)
-  if (dptTo < 0) return TAIL_NONE
-  const dpt = decimal
-  // UDP: LEN; TCP: WINDOW, RES, the flag words in the kernel's order, URGP
-  let tFrom = -1
-  let tTo = -1
-  let resFrom = -1
-  let resTo = -1
-  let urgpFrom = -1
-  let urgpTo = -1
-  let flags = 0
-  let t = -1
-  let urgp = -1
-  if (tcp) {
-    if (!keyAt(v, dptTo, n, keyWindow)) return TAIL_NONE
-    tFrom = dptTo + 8
-    tTo = decimalEnd(b, tFrom, n)
-    if (tTo < 0 || !keyAt(v, tTo, n, keyRes)) return TAIL_NONE
-    t = decimal
-    resFrom = tTo + 5
-    resTo = valueEnd(b, resFrom, n)
-    if (resTo < 0) return TAIL_NONE
-    i = resTo
-    let lastBit = -1
-    while (!keyAt(v, i, n, keyUrgp)) {
-      if (b[i] !== 32 || i + 1 >= n) return TAIL_NONE
-      const wordTo = valueEnd(b, i + 1, n)
-      const id = wordTo < 0 ? 0 : tokenId(b, i + 1, wordTo - i - 1)
-      const bit = tcpFlagBit(id)
-      if (bit <= lastBit) return TAIL_NONE // not a flag, or out of the kernel's order (or repeated)
-      lastBit = bit
-      flags |= 1 << bit
-      i = wordTo
-    }
-    urgpFrom = i + 6
-    urgpTo = decimalEnd(b, urgpFrom, n)
-    if (urgpTo < 0 || !atLineEnd(b, urgpTo, n)) return TAIL_NONE
-    urgp = decimal
-  } else {
-    if (!keyAt(v, dptTo, n, keyLen)) return TAIL_NONE
-    tFrom = dptTo + 5
-    tTo = decimalEnd(b, tFrom, n)
-    if (tTo < 0 || !atLineEnd(b, tTo, n)) return TAIL_NONE
-    t = decimal
-  }
-  const o = places
-  o.df = df
-  o.tcp = tcp
-  o.sptFrom = sptFrom
-  o.sptTo = sptTo
-  o.dptFrom = dptFrom
-  o.dptTo = dptTo
-  o.tFrom = tFrom
-  o.tTo = tTo
-  o.resFrom = resFrom
-  o.resTo = resTo
-  o.urgpFrom = urgpFrom
-  o.urgpTo = urgpTo
-  o.spt = spt
-  o.dpt = dpt
-  o.t = t
-  o.urgp = urgp
-  o.tcpFlags = flags
+  i = readFields(b, v, i, n, protoFields, F_PROTO)
+  if (i < 0) return TAIL_NONE
+  const proto = protoOf(b, F_PROTO)
+  if (proto === P_TCP) {
+    i = readFields(b, v, i, n, tcpFields, F_SPT)
+    if (i < 0) return TAIL_NONE
+    i = readTcpFlags(b, v, i, n)
+    if (i < 0) return TAIL_NONE
+    i = readFields(b, v, i, n, urgpFields, F_URGP)
+    shape.tcpFlags = tcpFlagsRead
+  } else if (proto === P_UDP) i = readFields(b, v, i, n, udpFields, F_SPT)
+  else if (proto === P_ICMP || proto === P_ICMPV6) return readIcmpTail(b, v, df, proto === P_ICMPV6, i, n)
+  else return TAIL_NONE
+  if (i < 0 || !atLineEnd(b, i, n)) return TAIL_NONE
+  shape.df = df
+  shape.tcp = proto === P_TCP
   return TAIL_TCP_UDP
 }
 
@@ -1457,79 +1491,35 @@ const readTail = (b: Uint8Array, v: DataView, from: number, n: number): number =
 // nothing, to the end of the line. Other ICMP shapes (GATEWAY=, PARAMETER=, INCOMPLETE, ...) are
 // left to the token loop.
 
-const keyType = new Key(" TYPE=")
-const keyCode = new Key(" CODE=")
-const keySeq = new Key(" SEQ=")
-
-/** `readTail` after a `PROTO=` whose value `b[protoFrom..protoTo)` is not 3 long: ICMP or ICMPv6, or none. */
-const readIcmpTail = (b: Uint8Array, v: DataView, df: boolean, protoFrom: number, protoTo: number, n: number): number => {
-  const length = protoTo - protoFrom
-  if (length !== 4 && length !== 6) return TAIL_NONE
-  // ICMP, then nothing or v6
-  if (b[protoFrom] !== 73 || b[protoFrom + 1] !== 67 || b[protoFrom + 2] !== 77 || b[protoFrom + 3] !== 80) return TAIL_NONE
-  const v6 = length === 6
-  if (v6 && (b[protoFrom + 4] !== 118 || b[protoFrom + 5] !== 54)) return TAIL_NONE
-  if (!keyAt(v, protoTo, n, keyType)) return TAIL_NONE
-  const typeFrom = protoTo + 6
-  const typeTo = decimalEnd(b, typeFrom, n)
-  if (typeTo < 0 || !keyAt(v, typeTo, n, keyCode)) return TAIL_NONE
-  const type = decimal
-  const codeFrom = typeTo + 6
-  const codeTo = decimalEnd(b, codeFrom, n)
-  if (codeTo < 0) return TAIL_NONE
-  const code = decimal
-  let echoIdFrom = -1
-  let echoIdTo = -1
-  let seqFrom = 0
-  let seqTo = 0
-  let echoId = -1
-  let seq = -1
+/** `readTail` after `PROTO=ICMP` or `PROTO=ICMPv6` (ending at `b[i]`). */
+const readIcmpTail = (b: Uint8Array, v: DataView, df: boolean, v6: boolean, i: number, n: number): number => {
+  i = readFields(b, v, i, n, icmpFields, F_TYPE)
+  if (i < 0) return TAIL_NONE
+  let echo = false
   let inner = false
-  let mtuFrom = -1
-  let mtuTo = -1
-  let mtu = -1
-  if (atLineEnd(b, codeTo, n)) {
+  let mtu = false
+  if (atLineEnd(b, i, n)) {
     // TYPE= CODE= alone
-  } else if (!keyAt(v, codeTo, n, keyId)) {
-    const innerTo = readInner(b, v, wordsOf(b), codeTo, n)
-    if (innerTo < 0) return TAIL_NONE
+  } else if (!keyAt(v, i, n, keyId)) {
+    i = readInner(b, v, i, n)
+    if (i < 0) return TAIL_NONE
     inner = true
-    if (!atLineEnd(b, innerTo, n)) {
-      if (!keyAt(v, innerTo, n, keyMtu)) return TAIL_NONE
-      mtuFrom = innerTo + 5
-      mtuTo = decimalEnd(b, mtuFrom, n)
-      if (mtuTo < 0 || !atLineEnd(b, mtuTo, n)) return TAIL_NONE
-      mtu = decimal
+    if (!atLineEnd(b, i, n)) {
+      i = readFields(b, v, i, n, mtuFields, F_MTU)
+      if (i < 0 || !atLineEnd(b, i, n)) return TAIL_NONE
+      mtu = true
     }
   } else {
-    echoIdFrom = codeTo + 4
-    echoIdTo = decimalEnd(b, echoIdFrom, n)
-    if (echoIdTo < 0 || !keyAt(v, echoIdTo, n, keySeq)) return TAIL_NONE
-    echoId = decimal
-    seqFrom = echoIdTo + 5
-    seqTo = decimalEnd(b, seqFrom, n)
-    if (seqTo < 0 || !atLineEnd(b, seqTo, n)) return TAIL_NONE
-    seq = decimal
+    i = readFields(b, v, i, n, echoFields, F_ECHO_ID)
+    if (i < 0 || !atLineEnd(b, i, n)) return TAIL_NONE
+    echo = true
   }
-  const o = places
-  o.df = df
-  o.icmpV6 = v6
-  o.typeFrom = typeFrom
-  o.typeTo = typeTo
-  o.codeFrom = codeFrom
-  o.codeTo = codeTo
-  o.echoIdFrom = echoIdFrom
-  o.echoIdTo = echoIdTo
-  o.seqFrom = seqFrom
-  o.seqTo = seqTo
-  o.icmpType = type
-  o.icmpCode = code
-  o.echoId = echoId
-  o.echoSeq = seq
-  o.inner = inner
-  o.mtuFrom = mtuFrom
-  o.mtuTo = mtuTo
-  o.mtu = mtu
+  const s = shape
+  s.df = df
+  s.icmpV6 = v6
+  s.echo = echo
+  s.inner = inner
+  s.mtu = mtu
   return TAIL_ICMP
 }
 
@@ -1538,193 +1528,49 @@ const readIcmpTail = (b: Uint8Array, v: DataView, df: boolean, protoFrom: number
 // goes to the event's `inner` only (the token loop keeps it out of the wire map), so only the
 // places of the texts the typed event needs are kept, and the numbers.
 
-const keyInnerSrc = new Key(" [SRC=")
-const keyMtu = new Key(" MTU=")
-const keyAckValue = new Key(" ACK=")
-
-const P_UDP = 1
-const P_TCP = 2
-const P_ICMP = 3
-const P_ICMPV6 = 4
-
-/** Where `readInner` found the quoted packet's values (valid until the next line). */
-class InnerPlaces {
-  srcFrom = 0
-  srcTo = 0
-  dstFrom = 0
-  dstTo = 0
-  length = -1
-  ttl = -1
-  /** IPv4 only. */
-  id = -1
-  v4 = true
-  /** TOS / TC, PREC / -, - / FLOWLBL. */
-  aFrom = 0
-  aTo = 0
-  bFrom = 0
-  bTo = 0
-  cFrom = 0
-  cTo = 0
-  df = false
-  proto = 0
-  spt = -1
-  dpt = -1
-  /** UDP: LEN; TCP: WINDOW. */
-  t = -1
-  /** TCP: whether `SEQ= ACK=` are there, and their numbers. */
-  sequence = false
-  seq = -1
-  ack = -1
-  resFrom = 0
-  resTo = 0
-  tcpFlags = 0
-  urgp = -1
-  // ICMP
-  icmpType = -1
-  icmpCode = -1
-  echo = false
-  echoId = -1
-  echoSeq = -1
-}
-const innerPlaces = new InnerPlaces()
-
 /**
- * Reads the quoted packet from ` [SRC=` at `b[i]` to its ` ]` (into `innerPlaces`), and returns
- * where the ` ]` ended, or -1 when it is not the usual shape.
+ * Reads the quoted packet from ` [SRC=` at `b[i]` to its ` ]` (into the `F_INNER_` slots and
+ * `shape`), and returns where the ` ]` ended, or -1 when it is not the usual shape.
  */
-const readInner = (b: Uint8Array, v: DataView, words: Int32Array, i: number, n: number): number => {
-  if (!keyAt(v, i, n, keyInnerSrc)) return -1
-  const q = innerPlaces
-  const srcFrom = i + 6
-  const srcTo = longValueEnd(b, words, srcFrom, n)
-  if (srcTo < 0 || !keyAt(v, srcTo, n, keyDst)) return -1
-  const dstFrom = srcTo + 5
-  const dstTo = longValueEnd(b, words, dstFrom, n)
-  if (dstTo < 0 || !keyAt(v, dstTo, n, keyLen)) return -1
-  const lenTo = decimalEnd(b, dstTo + 5, n)
-  if (lenTo < 0) return -1
-  q.length = decimal
-  const v4 = keyAt(v, lenTo, n, keyTos)
-  if (!v4 && !keyAt(v, lenTo, n, keyTc)) return -1
-  const aFrom = lenTo + (v4 ? 5 : 4) // TOS / TC
-  const aTo = valueEnd(b, aFrom, n)
-  if (aTo < 0 || !keyAt(v, aTo, n, v4 ? keyPrec : keyHoplimit)) return -1
-  const bFrom = aTo + (v4 ? 6 : 10) // PREC / HOPLIMIT
-  const bTo = v4 ? valueEnd(b, bFrom, n) : decimalEnd(b, bFrom, n)
-  if (bTo < 0 || !keyAt(v, bTo, n, v4 ? keyTtl : keyFlowlbl)) return -1
-  q.ttl = decimal // (HOPLIMIT)
-  const cFrom = bTo + (v4 ? 5 : 9) // TTL / FLOWLBL
-  const cTo = v4 ? decimalEnd(b, cFrom, n) : valueEnd(b, cFrom, n)
-  if (cTo < 0) return -1
-  i = cTo
-  q.id = -1
-  if (v4) {
-    q.ttl = decimal
-    if (!keyAt(v, cTo, n, keyId)) return -1
-    i = decimalEnd(b, cTo + 4, n)
-    if (i < 0) return -1
-    q.id = decimal
-  }
-  q.srcFrom = srcFrom
-  q.srcTo = srcTo
-  q.dstFrom = dstFrom
-  q.dstTo = dstTo
-  q.v4 = v4
-  q.aFrom = aFrom
-  q.aTo = aTo
-  q.bFrom = bFrom
-  q.bTo = bTo
-  q.cFrom = cFrom
-  q.cTo = cTo
-  // ` DF`, then a space or the end
-  const df = i + 3 <= n && b[i] === 32 && b[i + 1] === 68 && b[i + 2] === 70 && (i + 3 === n || b[i + 3] === 32)
+const readInner = (b: Uint8Array, v: DataView, i: number, n: number): number => {
+  const s = shape
+  i = readFields(b, v, i, n, innerHeadFields, F_INNER_SRC)
+  if (i < 0) return -1
+  i = readIpHeader(b, v, i, n, F_INNER_A)
+  if (i < 0) return -1
+  s.innerV4 = ipV4
+  const df = dfAt(b, i, n)
   if (df) i += 3
-  q.df = df
-  if (!keyAt(v, i, n, keyProto)) return -1
-  const protoFrom = i + 7
-  const protoTo = valueEnd(b, protoFrom, n)
-  if (protoTo < 0) return -1
-  const c0 = b[protoFrom]
-  let proto = 0
-  switch (protoTo - protoFrom) {
-    case 3:
-      if (c0 === 84 && b[protoFrom + 1] === 67 && b[protoFrom + 2] === 80) proto = P_TCP
-      else if (c0 === 85 && b[protoFrom + 1] === 68 && b[protoFrom + 2] === 80) proto = P_UDP
-      break
-    case 4:
-    case 6:
-      if (c0 === 73 && b[protoFrom + 1] === 67 && b[protoFrom + 2] === 77 && b[protoFrom + 3] === 80) {
-        if (protoTo - protoFrom === 4) proto = P_ICMP
-        else if (b[protoFrom + 4] === 118 && b[protoFrom + 5] === 54) proto = P_ICMPV6
-      }
-      break
-  }
-  q.proto = proto
-  i = protoTo
+  s.innerDf = df
+  i = readFields(b, v, i, n, protoFields, F_INNER_PROTO)
+  if (i < 0) return -1
+  const proto = protoOf(b, F_INNER_PROTO)
+  s.innerProto = proto
   if (proto === P_TCP || proto === P_UDP) {
-    if (!keyAt(v, i, n, keySpt)) return -1
-    i = decimalEnd(b, i + 5, n)
-    if (i < 0 || !keyAt(v, i, n, keyDpt)) return -1
-    q.spt = decimal
-    i = decimalEnd(b, i + 5, n)
+    i = readFields(b, v, i, n, portFields, F_INNER_SPT)
     if (i < 0) return -1
-    q.dpt = decimal
-    if (proto === P_UDP) {
-      if (!keyAt(v, i, n, keyLen)) return -1
-      i = decimalEnd(b, i + 5, n)
-      if (i < 0) return -1
-      q.t = decimal
-    } else {
-      q.sequence = keyAt(v, i, n, keySeq)
-      if (q.sequence) {
-        i = decimalEnd(b, i + 5, n)
-        if (i < 0 || !keyAt(v, i, n, keyAckValue)) return -1
-        q.seq = decimal
-        i = decimalEnd(b, i + 5, n)
+    if (proto === P_UDP) i = readFields(b, v, i, n, lengthFields, F_INNER_T)
+    else {
+      s.innerSequence = keyAt(v, i, n, keySeq)
+      if (s.innerSequence) {
+        i = readFields(b, v, i, n, sequenceFields, F_INNER_SEQ)
         if (i < 0) return -1
-        q.ack = decimal
       }
-      if (!keyAt(v, i, n, keyWindow)) return -1
-      i = decimalEnd(b, i + 8, n)
-      if (i < 0 || !keyAt(v, i, n, keyRes)) return -1
-      q.t = decimal
-      q.resFrom = i + 5
-      i = valueEnd(b, i + 5, n)
+      i = readFields(b, v, i, n, windowFields, F_INNER_T)
       if (i < 0) return -1
-      q.resTo = i
-      let lastBit = -1
-      let flags = 0
-      while (!keyAt(v, i, n, keyUrgp)) {
-        if (b[i] !== 32 || i + 1 >= n) return -1
-        const wordTo = valueEnd(b, i + 1, n)
-        const id = wordTo < 0 ? 0 : tokenId(b, i + 1, wordTo - i - 1)
-        const bit = tcpFlagBit(id)
-        if (bit <= lastBit) return -1 // not a flag, or out of the kernel's order (or repeated)
-        lastBit = bit
-        flags |= 1 << bit
-        i = wordTo
-      }
-      q.tcpFlags = flags
-      i = decimalEnd(b, i + 6, n)
+      i = readTcpFlags(b, v, i, n)
       if (i < 0) return -1
-      q.urgp = decimal
+      s.innerTcpFlags = tcpFlagsRead
+      i = readFields(b, v, i, n, urgpFields, F_INNER_URGP)
     }
-  } else if (proto !== 0) {
-    if (!keyAt(v, i, n, keyType)) return -1
-    i = decimalEnd(b, i + 6, n)
-    if (i < 0 || !keyAt(v, i, n, keyCode)) return -1
-    q.icmpType = decimal
-    i = decimalEnd(b, i + 6, n)
     if (i < 0) return -1
-    q.icmpCode = decimal
-    q.echo = keyAt(v, i, n, keyId)
-    if (q.echo) {
-      i = decimalEnd(b, i + 4, n)
-      if (i < 0 || !keyAt(v, i, n, keySeq)) return -1
-      q.echoId = decimal
-      i = decimalEnd(b, i + 5, n)
+  } else if (proto !== 0) {
+    i = readFields(b, v, i, n, icmpFields, F_INNER_TYPE)
+    if (i < 0) return -1
+    s.innerEcho = keyAt(v, i, n, keyId)
+    if (s.innerEcho) {
+      i = readFields(b, v, i, n, echoFields, F_INNER_ECHO_ID)
       if (i < 0) return -1
-      q.echoSeq = decimal
     }
   } else return -1
   // ` ]`, then a space or the end
@@ -1732,56 +1578,71 @@ const readInner = (b: Uint8Array, v: DataView, words: Int32Array, i: number, n: 
   return i + 2
 }
 
-/** `innerPlaces` as the event's `inner` (`innerPacket`'s object); undefined when one of its numbers is not a decimal. */
-const innerOf = (text: string, b: Uint8Array): Inner | undefined => {
-  const q = innerPlaces
-  const proto = q.proto
+/** The quoted packet `readInner` found as the event's `inner` (`innerPacket`'s object); undefined when one of its numbers is not a decimal. */
+const innerOf = (text: string, b: Uint8Array, v: DataView): Inner | undefined => {
+  const s = shape
+  const x = numbers
+  const proto = s.innerProto
   const ports = proto === P_TCP || proto === P_UDP
-  if (q.length < 0 || q.ttl < 0 || (q.v4 && q.id < 0)) return undefined
-  if (ports && (q.spt < 0 || q.dpt < 0 || q.t < 0)) return undefined
-  if (proto === P_TCP && (q.urgp < 0 || (q.sequence && (q.seq < 0 || q.ack < 0)))) return undefined
-  if (!ports && (q.icmpType < 0 || q.icmpCode < 0 || (q.echo && (q.echoId < 0 || q.echoSeq < 0)))) return undefined
-  const srcText = textOf(text, q.srcFrom, q.srcTo)
-  const srcV6 = hasColon(b, q.srcFrom, q.srcTo)
-  const srcIp = srcV6 ? ipv6Of(srcText, text, b, q.srcFrom, q.srcTo) : srcText
-  const dstText = textOf(text, q.dstFrom, q.dstTo)
-  const dstIp = hasColon(b, q.dstFrom, q.dstTo) ? ipv6Of(dstText, text, b, q.dstFrom, q.dstTo) : dstText
-  const length = q.length
-  const ttl = q.ttl
+  const v4 = s.innerV4
+  const length = x[F_INNER_LEN]!
+  const ttl = v4 ? x[F_INNER_C]! : x[F_INNER_B]!
+  const id = v4 ? x[F_INNER_D]! : 0
+  if (length < 0 || ttl < 0 || id < 0) return undefined
+  if (ports && (x[F_INNER_SPT]! < 0 || x[F_INNER_DPT]! < 0 || x[F_INNER_T]! < 0)) return undefined
+  if (proto === P_TCP && (x[F_INNER_URGP]! < 0 || (s.innerSequence && (x[F_INNER_SEQ]! < 0 || x[F_INNER_ACK]! < 0)))) {
+    return undefined
+  }
+  if (
+    !ports &&
+    (x[F_INNER_TYPE]! < 0 || x[F_INNER_CODE]! < 0 || (s.innerEcho && (x[F_INNER_ECHO_ID]! < 0 || x[F_INNER_ECHO_SEQ]! < 0)))
+  ) return undefined
+  const srcText = placeText(text, F_INNER_SRC)
+  const srcV6 = colonIn(v, places[2 * F_INNER_SRC]!, places[2 * F_INNER_SRC + 1]!)
+  const srcIp = placeIp(srcText, text, b, v, F_INNER_SRC)
+  const dstIp = placeIp(placeText(text, F_INNER_DST), text, b, v, F_INNER_DST)
   let ip: IpHeader
-  if (q.v4) {
-    const tos = hexByteText(text, b, q.aFrom, q.aTo)
-    const precedence = hexByteText(text, b, q.bFrom, q.bTo)
+  if (v4) {
+    const tos = placeHexByte(text, b, F_INNER_A)
+    const precedence = placeHexByte(text, b, F_INNER_B)
     const version = srcV6 ? 6 : 4
-    ip = q.df
-      ? { version, length, ttl, tos, precedence, id: q.id, flags: ["DF"] }
-      : { version, length, ttl, tos, precedence, id: q.id }
+    ip = s.innerDf
+      ? { version, length, ttl, tos, precedence, id, flags: ["DF"] }
+      : { version, length, ttl, tos, precedence, id }
   } else {
-    const trafficClass = decimalText(text, b, q.aFrom, q.aTo, decimalAt(b, q.aFrom, q.aTo))
-    const flowLabel = textOf(text, q.cFrom, q.cTo)
-    ip = q.df
+    const tcFrom = places[2 * F_INNER_A]!
+    const tcTo = places[2 * F_INNER_A + 1]!
+    const trafficClass = decimalText(text, b, tcFrom, tcTo, decimalAt(b, tcFrom, tcTo))
+    const flowLabel = placeText(text, F_INNER_C)
+    ip = s.innerDf
       ? { version: 6, length, ttl, flags: ["DF"], trafficClass, flowLabel }
       : { version: 6, length, ttl, trafficClass, flowLabel }
   }
   switch (proto) {
     case P_UDP:
-      return { protocol: "UDP", src: { ip: srcIp, port: q.spt }, dst: { ip: dstIp, port: q.dpt }, ip, udp: { length: q.t } }
+      return {
+        protocol: "UDP", src: { ip: srcIp, port: x[F_INNER_SPT]! }, dst: { ip: dstIp, port: x[F_INNER_DPT]! }, ip,
+        udp: { length: x[F_INNER_T]! }
+      }
     case P_TCP: {
-      const bits = q.tcpFlags
+      const bits = s.innerTcpFlags
       const flags = bits === TCP_SYN ? ["SYN"] : flagList(bits, tcpFlagNames)
-      const reserved = hexByteText(text, b, q.resFrom, q.resTo)
-      const tcp: TcpHeader = q.sequence
-        ? { seq: q.seq, ack: q.ack, window: q.t, reserved, flags, urgentPointer: q.urgp }
-        : { window: q.t, reserved, flags, urgentPointer: q.urgp }
-      return { protocol: "TCP", src: { ip: srcIp, port: q.spt }, dst: { ip: dstIp, port: q.dpt }, ip, tcp }
+      const reserved = placeHexByte(text, b, F_INNER_RES)
+      const window = x[F_INNER_T]!
+      const urgentPointer = x[F_INNER_URGP]!
+      const tcp: TcpHeader = s.innerSequence
+        ? { seq: x[F_INNER_SEQ]!, ack: x[F_INNER_ACK]!, window, reserved, flags, urgentPointer }
+        : { window, reserved, flags, urgentPointer }
+      return { protocol: "TCP", src: { ip: srcIp, port: x[F_INNER_SPT]! }, dst: { ip: dstIp, port: x[F_INNER_DPT]! }, ip, tcp }
     }
   }
-  const icmp: IcmpHeader = q.echo
-    ? { type: q.icmpType, code: q.icmpCode, id: q.echoId, seq: q.echoSeq }
-    : { type: q.icmpType, code: q.icmpCode }
+  const type = x[F_INNER_TYPE]!
+  const code = x[F_INNER_CODE]!
+  const icmp: IcmpHeader = s.innerEcho
+    ? { type, code, id: x[F_INNER_ECHO_ID]!, seq: x[F_INNER_ECHO_SEQ]! }
+    : { type, code }
   return { protocol: proto === P_ICMP ? "ICMP" : "ICMPv6", src: { ip: srcIp }, dst: { ip: dstIp }, ip, icmp }
 }
-
 
 /** The token id of each TCP flag bit (`tcpFlagNames` order). */
 const tcpFlagIds: ReadonlyArray<number> = tcpFlagNames.map((name) => tokenIds.get(name)!)
@@ -1798,47 +1659,48 @@ const storeTcpFlags = (fields: Record<string, string>, bits: number): void => {
  * typed event then leaves that key out: the general path's business).
  */
 const fastEvent = (text: string, b: Uint8Array, v: DataView, action: Action, context: LineContext): DropEvent | undefined => {
-  const o = places
-  const v4 = o.v4
-  const tcp = o.tcp
-  const df = o.df
-  const length = o.length
-  const ttl = o.ttl
-  const ipId = v4 ? o.id : 0
-  const spt = o.spt
-  const dpt = o.dpt
-  const t = o.t // WINDOW or the UDP LEN
-  const urgp = tcp ? o.urgp : 0
+  const s = shape
+  const x = numbers
+  const v4 = s.v4
+  const tcp = s.tcp
+  const df = s.df
+  const length = x[F_LEN]!
+  const ttl = v4 ? x[F_C]! : x[F_B]!
+  const ipId = v4 ? x[F_D]! : 0
+  const spt = x[F_SPT]!
+  const dpt = x[F_DPT]!
+  const t = x[F_T]! // WINDOW or the UDP LEN
+  const urgp = tcp ? x[F_URGP]! : 0
   if (length < 0 || ttl < 0 || ipId < 0 || spt < 0 || dpt < 0 || t < 0 || urgp < 0) return undefined
 
-  const inIface = textOf(text, o.inFrom, o.inTo)
-  const outIface = textOf(text, o.outFrom, o.outTo)
+  const inIface = placeText(text, F_IN)
+  const outIface = placeText(text, F_OUT)
   let raw: string | undefined = undefined // MAC=
   let mac: DropEvent["mac"] = undefined
-  const macFrom = o.macFrom
+  const macFrom = places[2 * F_MAC]!
   if (macFrom >= 0) {
-    if (o.macTo - macFrom === 41) {
+    if (places[2 * F_MAC + 1]! - macFrom === 41) {
       const slot = macSlotOf(text, b, v, macFrom)
       raw = macTexts[slot]!
       mac = { dst: macDsts[slot]!, src: macSrcs[slot]!, ethertype: macEtherTypes[slot]! }
     } else {
-      raw = textOf(text, macFrom, o.macTo)
+      raw = placeText(text, F_MAC)
       if (raw.length > 0) mac = { raw }
     }
   }
-  const src = textOf(text, o.srcFrom, o.srcTo)
-  const srcV6 = hasColon(b, o.srcFrom, o.srcTo)
-  const srcIp = srcV6 ? ipv6Of(src, text, b, o.srcFrom, o.srcTo) : src
-  const dst = textOf(text, o.dstFrom, o.dstTo)
-  const dstIp = hasColon(b, o.dstFrom, o.dstTo) ? ipv6Of(dst, text, b, o.dstFrom, o.dstTo) : dst
-  const len = decimalText(text, b, o.lenFrom, o.lenTo, length)
-  const sptText = decimalText(text, b, o.sptFrom, o.sptTo, spt)
-  const dptText = decimalText(text, b, o.dptFrom, o.dptTo, dpt)
+  const src = placeText(text, F_SRC)
+  const srcV6 = colonIn(v, places[2 * F_SRC]!, places[2 * F_SRC + 1]!)
+  const srcIp = srcV6 ? ipv6Of(src, text, b, places[2 * F_SRC]!, places[2 * F_SRC + 1]!) : src
+  const dst = placeText(text, F_DST)
+  const dstIp = placeIp(dst, text, b, v, F_DST)
+  const len = placeDecimal(text, b, F_LEN)
+  const sptText = placeDecimal(text, b, F_SPT)
+  const dptText = placeDecimal(text, b, F_DPT)
   const protocol = tcp ? "TCP" : "UDP"
-  const bits = o.tcpFlags
-  const res = tcp ? hexByteText(text, b, o.resFrom, o.resTo) : ""
-  const windowText = tcp ? decimalText(text, b, o.tFrom, o.tTo, t) : ""
-  const urgpText = tcp ? decimalText(text, b, o.urgpFrom, o.urgpTo, urgp) : ""
+  const bits = s.tcpFlags
+  const res = tcp ? placeHexByte(text, b, F_RES) : ""
+  const windowText = tcp ? placeDecimal(text, b, F_T) : ""
+  const urgpText = tcp ? placeDecimal(text, b, F_URGP) : ""
 
   // The wire map. The commonest lines (IPv4 with a MAC header: UDP, or TCP with SYN alone) get it
   // whole as one literal (one allocation, no property added); the others the head's keys as one,
@@ -1847,10 +1709,10 @@ const fastEvent = (text: string, b: Uint8Array, v: DataView, action: Action, con
   let whole = false
   let ip: IpHeader
   if (v4) {
-    const tos = hexByteText(text, b, o.aFrom, o.aTo)
-    const prec = hexByteText(text, b, o.bFrom, o.bTo)
-    const ttlText = decimalText(text, b, o.cFrom, o.cTo, ttl)
-    const idText = decimalText(text, b, o.dFrom, o.dTo, ipId)
+    const tos = placeHexByte(text, b, F_A)
+    const prec = placeHexByte(text, b, F_B)
+    const ttlText = placeDecimal(text, b, F_C)
+    const idText = placeDecimal(text, b, F_D)
     const version = srcV6 ? 6 : 4
     ip = df
       ? { version, length, ttl, tos, precedence: prec, id: ipId, flags: ["DF"] }
@@ -1886,9 +1748,9 @@ const fastEvent = (text: string, b: Uint8Array, v: DataView, action: Action, con
         }
     }
   } else {
-    const tc = decimalText(text, b, o.aFrom, o.aTo, decimalAt(b, o.aFrom, o.aTo))
-    const hoplimit = decimalText(text, b, o.bFrom, o.bTo, ttl)
-    const flowLabel = textOf(text, o.cFrom, o.cTo)
+    const tc = decimalText(text, b, places[2 * F_A]!, places[2 * F_A + 1]!, decimalAt(b, places[2 * F_A]!, places[2 * F_A + 1]!))
+    const hoplimit = placeDecimal(text, b, F_B)
+    const flowLabel = placeText(text, F_C)
     ip = df
       ? { version: 6, length, ttl, flags: ["DF"], trafficClass: tc, flowLabel }
       : { version: 6, length, ttl, trafficClass: tc, flowLabel }
@@ -1947,60 +1809,61 @@ const fastEvent = (text: string, b: Uint8Array, v: DataView, action: Action, con
  * `icmp` header); undefined when one of its numbers is not a decimal.
  */
 const icmpEvent = (text: string, b: Uint8Array, v: DataView, action: Action, context: LineContext): DropEvent | undefined => {
-  const o = places
-  const v4 = o.v4
-  const df = o.df
-  const length = o.length
-  const ttl = o.ttl
-  const ipId = v4 ? o.id : 0
-  const type = o.icmpType
-  const code = o.icmpCode
-  const echo = o.echoIdFrom >= 0
-  const echoId = echo ? o.echoId : 0
-  const seq = echo ? o.echoSeq : 0
-  const hasMtu = o.mtuFrom >= 0
-  const mtu = hasMtu ? o.mtu : 0
+  const s = shape
+  const x = numbers
+  const v4 = s.v4
+  const df = s.df
+  const length = x[F_LEN]!
+  const ttl = v4 ? x[F_C]! : x[F_B]!
+  const ipId = v4 ? x[F_D]! : 0
+  const type = x[F_TYPE]!
+  const code = x[F_CODE]!
+  const echo = s.echo
+  const echoId = echo ? x[F_ECHO_ID]! : 0
+  const seq = echo ? x[F_ECHO_SEQ]! : 0
+  const hasMtu = s.mtu
+  const mtu = hasMtu ? x[F_MTU]! : 0
   if (length < 0 || ttl < 0 || ipId < 0 || type < 0 || code < 0 || echoId < 0 || seq < 0 || mtu < 0) return undefined
   let inner: Inner | undefined = undefined
-  if (o.inner) {
-    inner = innerOf(text, b)
+  if (s.inner) {
+    inner = innerOf(text, b, v)
     if (inner === undefined) return undefined
   }
 
-  const inIface = textOf(text, o.inFrom, o.inTo)
-  const outIface = textOf(text, o.outFrom, o.outTo)
+  const inIface = placeText(text, F_IN)
+  const outIface = placeText(text, F_OUT)
   let raw: string | undefined = undefined // MAC=
   let mac: DropEvent["mac"] = undefined
-  const macFrom = o.macFrom
+  const macFrom = places[2 * F_MAC]!
   if (macFrom >= 0) {
-    if (o.macTo - macFrom === 41) {
+    if (places[2 * F_MAC + 1]! - macFrom === 41) {
       const slot = macSlotOf(text, b, v, macFrom)
       raw = macTexts[slot]!
       mac = { dst: macDsts[slot]!, src: macSrcs[slot]!, ethertype: macEtherTypes[slot]! }
     } else {
-      raw = textOf(text, macFrom, o.macTo)
+      raw = placeText(text, F_MAC)
       if (raw.length > 0) mac = { raw }
     }
   }
-  const src = textOf(text, o.srcFrom, o.srcTo)
-  const srcV6 = hasColon(b, o.srcFrom, o.srcTo)
-  const srcIp = srcV6 ? ipv6Of(src, text, b, o.srcFrom, o.srcTo) : src
-  const dst = textOf(text, o.dstFrom, o.dstTo)
-  const dstIp = hasColon(b, o.dstFrom, o.dstTo) ? ipv6Of(dst, text, b, o.dstFrom, o.dstTo) : dst
-  const len = decimalText(text, b, o.lenFrom, o.lenTo, length)
-  const protocol = o.icmpV6 ? "ICMPv6" : "ICMP"
-  const typeText = decimalText(text, b, o.typeFrom, o.typeTo, type)
-  const codeText = decimalText(text, b, o.codeFrom, o.codeTo, code)
+  const src = placeText(text, F_SRC)
+  const srcV6 = colonIn(v, places[2 * F_SRC]!, places[2 * F_SRC + 1]!)
+  const srcIp = srcV6 ? ipv6Of(src, text, b, places[2 * F_SRC]!, places[2 * F_SRC + 1]!) : src
+  const dst = placeText(text, F_DST)
+  const dstIp = placeIp(dst, text, b, v, F_DST)
+  const len = placeDecimal(text, b, F_LEN)
+  const protocol = s.icmpV6 ? "ICMPv6" : "ICMP"
+  const typeText = placeDecimal(text, b, F_TYPE)
+  const codeText = placeDecimal(text, b, F_CODE)
 
   // the wire map: the head's keys as one literal, then the tail's, each at its own store site (an
   // echo's ID= is the wire map's second ID after an IPv4 header: the first, the header's, stays)
   let fields: Record<string, string>
   let ip: IpHeader
   if (v4) {
-    const tos = hexByteText(text, b, o.aFrom, o.aTo)
-    const prec = hexByteText(text, b, o.bFrom, o.bTo)
-    const ttlText = decimalText(text, b, o.cFrom, o.cTo, ttl)
-    const idText = decimalText(text, b, o.dFrom, o.dTo, ipId)
+    const tos = placeHexByte(text, b, F_A)
+    const prec = placeHexByte(text, b, F_B)
+    const ttlText = placeDecimal(text, b, F_C)
+    const idText = placeDecimal(text, b, F_D)
     const version = srcV6 ? 6 : 4
     ip = df
       ? { version, length, ttl, tos, precedence: prec, id: ipId, flags: ["DF"] }
@@ -2009,9 +1872,9 @@ const icmpEvent = (text: string, b: Uint8Array, v: DataView, action: Action, con
       ? { IN: inIface, OUT: outIface, SRC: src, DST: dst, LEN: len, TOS: tos, PREC: prec, TTL: ttlText, ID: idText }
       : { IN: inIface, OUT: outIface, MAC: raw, SRC: src, DST: dst, LEN: len, TOS: tos, PREC: prec, TTL: ttlText, ID: idText }
   } else {
-    const tc = decimalText(text, b, o.aFrom, o.aTo, decimalAt(b, o.aFrom, o.aTo))
-    const hoplimit = decimalText(text, b, o.bFrom, o.bTo, ttl)
-    const flowLabel = textOf(text, o.cFrom, o.cTo)
+    const tc = decimalText(text, b, places[2 * F_A]!, places[2 * F_A + 1]!, decimalAt(b, places[2 * F_A]!, places[2 * F_A + 1]!))
+    const hoplimit = placeDecimal(text, b, F_B)
+    const flowLabel = placeText(text, F_C)
     ip = df
       ? { version: 6, length, ttl, flags: ["DF"], trafficClass: tc, flowLabel }
       : { version: 6, length, ttl, trafficClass: tc, flowLabel }
@@ -2028,11 +1891,11 @@ const icmpEvent = (text: string, b: Uint8Array, v: DataView, action: Action, con
   fields.CODE = codeText
   let icmp: IcmpHeader
   if (echo) {
-    if (!v4) fields.ID = decimalText(text, b, o.echoIdFrom, o.echoIdTo, echoId)
-    fields.SEQ = decimalText(text, b, o.seqFrom, o.seqTo, seq)
+    if (!v4) fields.ID = placeDecimal(text, b, F_ECHO_ID)
+    fields.SEQ = placeDecimal(text, b, F_ECHO_SEQ)
     icmp = { type, code, id: echoId, seq }
   } else if (hasMtu) {
-    fields.MTU = decimalText(text, b, o.mtuFrom, o.mtuTo, mtu)
+    fields.MTU = placeDecimal(text, b, F_MTU)
     icmp = { type, code, mtu }
   } else icmp = { type, code }
   fields.ACTION = action
@@ -2298,7 +2161,7 @@ const parseFrom = (text: string, from: number, action: Action, context: LineCont
   const b = codesOf(text)
   const n = text.length
   const v = viewOf(b)
-  const headEnd = readHead(b, v, wordsOf(b), from, n)
+  const headEnd = readHead(b, v, from, n)
   if (headEnd >= 0) {
     const tail = readTail(b, v, headEnd, n)
     if (tail !== TAIL_NONE) {
