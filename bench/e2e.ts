@@ -24,12 +24,16 @@
  * 5. latency: the client keeps following; entries are written at a steady 1,000/s for 20 s; for
  *    each line, arrival on the server's stdout minus the entry's realtime timestamp (the line's
  *    `timestamp`): p50, p99, max.
- * BENCH_KUBERNETES=false runs the server without Kubernetes (to attribute its CPU); BENCH_UNARY_EVENTS
+ * BENCH_KUBERNETES=false runs the server without Kubernetes (to attribute its CPU); BENCH_PIN=1 runs
+ * the server (all its threads) alone on CPU 1 and everything else (this process, the client, its
+ * journalctl, logger) on CPU 0 (taskset), so the server's own CPU per event is measured without the
+ * four processes taking turns on both CPUs' caches (printed as an extra figure; the pipeline is then
+ * slower, as three processes share one CPU); BENCH_UNARY_EVENTS
  * (5,000) and BENCH_LATENCY_SECONDS (20) size phases 4 and 5; BENCH_CLIENT_ENV (JSON) adds client
  * settings, BENCH_CLIENT_NODE_ARGS Node options for the client process.
  * Machine facts (nproc, CPU model, load average before and after) are printed with the figures.
  */
-import { spawn } from "node:child_process"
+import { execFileSync, spawn } from "node:child_process"
 import { readFileSync } from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -68,6 +72,15 @@ const latencySeconds = Number(process.env.BENCH_LATENCY_SECONDS ?? 20)
 const clientNodeArgs = (process.env.BENCH_CLIENT_NODE_ARGS ?? "").split(" ").filter((a) => a.length > 0)
 /** BENCH_KUBERNETES=false: the server without Kubernetes (no enrichment, no Events), to attribute its CPU. */
 const withKubernetes = process.env.BENCH_KUBERNETES !== "false"
+/** BENCH_PIN=1: the server alone on CPU 1, everything else on CPU 0. */
+const pinned = process.env.BENCH_PIN === "1"
+/** The machine's CPUs, counted before this process is pinned to one. */
+const cpus = Os.availableParallelism()
+
+/** Moves every thread of `pid` to `cpu` (processes it starts later inherit it). */
+const pin = (pid: number, cpu: number): void => {
+  execFileSync("taskset", ["-a", "-p", "-c", String(cpu), String(pid)], { stdio: "ignore" })
+}
 
 const identifier = `dte2e${process.pid.toString(36)}${Date.now().toString(36)}`
 const dropPrefix = `${identifier}-dropped: `
@@ -84,7 +97,7 @@ const line = (n: number, port: number): string =>
 const machine = () => {
   const cpuinfo = readFileSync("/proc/cpuinfo", "utf8")
   const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? "unknown"
-  return `${Os.availableParallelism()} CPUs (nproc), ${model}, ${Math.round(Os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`
+  return `${cpus} CPUs (nproc), ${model}, ${Math.round(Os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`
 }
 const load = () => Os.loadavg().map((l) => l.toFixed(2)).join(" ")
 
@@ -183,6 +196,11 @@ const main = async () => {
     console.log(`server: ${withKubernetes ? "enriching from the test API server, Events on" : "without Kubernetes (BENCH_KUBERNETES=false)"}`)
     const server = await startDroptailer("server", { ...serverTls(certs), ...kubernetes }, { onLine })
     processes.push(server)
+    if (pinned) {
+      pin(server.pid, 1)
+      pin(process.pid, 0)
+      console.log("BENCH_PIN=1: the server alone on CPU 1, this process, the client and journalctl on CPU 0")
+    }
     await poll("the server's informers to sync", () => server.ready(), 30_000, 100)
     const clientEnv = {
       ...clientTls(certs),
@@ -221,6 +239,10 @@ const main = async () => {
     const clientStart = Date.now()
     const client = await startDroptailer("client", clientEnv, { nodeArgs: clientNodeArgs })
     processes.push(client)
+    if (pinned) {
+      pin(client.pid, 0)
+      for (const pid of childPidsOf(client.pid, "journalctl")) pin(pid, 0)
+    }
     const clientReady = Date.now()
     const clientCpuAtReady = cpuSeconds(client.pid)
     await poll(`${total} lines on the server's stdout`, () => count(throughputPort) >= total, 600_000, 5)
@@ -312,13 +334,16 @@ const main = async () => {
         `${clientCpuAtReady.toFixed(2)} s start-up), peak RSS ${clientHwm.toFixed(0)} MB`
     )
     console.log(`  server CPU ${serverCpu.toFixed(2)} s (${(serverCpu * 1e6 / total).toFixed(1)} µs/event), peak RSS ${serverHwm.toFixed(0)} MB`)
+    if (pinned) {
+      console.log(`  server CPU per event, alone on CPU 1 (BENCH_PIN=1): ${(serverCpu * 1e6 / total).toFixed(1)} µs/event`)
+    }
     // what the two CPUs were shared by: the budget that bounds the end-to-end rate on this machine
     const perEvent = (seconds: number) => (seconds * 1e6) / total
     const allMicros = perEvent(clientCpu - clientCpuAtReady + serverCpu + journalctlCpu + benchCpu)
     console.log(
       `  journalctl CPU ${perEvent(journalctlCpu).toFixed(1)} µs/event, this bench process (reads and checks every line, serves the Kubernetes API) ` +
         `${perEvent(benchCpu).toFixed(1)} µs/event; all four ${allMicros.toFixed(1)} µs/event: at most ` +
-        `${rate(Os.availableParallelism(), allMicros / 1e6)} events/s on ${Os.availableParallelism()} CPUs`
+        `${rate(cpus, allMicros / 1e6)} events/s on ${cpus} CPUs`
     )
     console.log(
       `upstream-style (one unary Push per event, awaited): ${unaryRate} events/s (${unaryEvents} in ${unarySeconds.toFixed(2)} s), ` +
