@@ -1,7 +1,8 @@
 /**
  * All benchmarks, one after another: `npm run bench` (= `node bench/run.ts`).
  *
- * parse, journal (root + journald), transport, enrich (with --expose-gc), e2e (root + journald).
+ * parse, journal (root + journald), transport, server-load, enrich (with --expose-gc), e2e (root +
+ * journald).
  * Each runs as its own Node process with this Node (so the figures are not disturbed by each
  * other's heaps); extra arguments after `--only` pick some of them: `node bench/run.ts --only e2e`.
  * Exits non-zero when any of them failed, after running the rest.
@@ -13,6 +14,7 @@ const benches: ReadonlyArray<{ readonly name: string; readonly nodeArgs: Readonl
   { name: "parse", nodeArgs: [] },
   { name: "journal", nodeArgs: [] },
   { name: "transport", nodeArgs: [] },
+  { name: "server-load", nodeArgs: [] },
   { name: "enrich", nodeArgs: ["--expose-gc"] },
   { name: "e2e", nodeArgs: [] }
 ]
