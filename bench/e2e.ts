@@ -144,7 +144,7 @@ const writeChunked = async (from: number, to: number, port: number) => {
 /**
  * Writes `perSecond` entries a second for `seconds` to `port`, in steps of `stepMillis` (the
  * latency phase: 10 every 10 ms, as close to steady as one logger gets; 100 every 100 ms made
- * journald's ~250 ms wake-ups lock onto the next burst), then, with `then`, more to another port
+ * journald's ~250 ms wake-ups lock onto the next burst), then, with `after`, more to another port
  * without a pause (not measured: see the latency phase). Returns how many went to `port`.
  */
 const writeSteady = async (
@@ -155,7 +155,7 @@ const writeSteady = async (
     readonly first?: number
     readonly tick?: () => void
     readonly stepMillis?: number
-    readonly then?: { readonly seconds: number; readonly port: number }
+    readonly after?: { readonly seconds: number; readonly port: number }
   } = {}
 ) => {
   const logger = spawn("logger", ["--socket", "/run/systemd/journal/dev-log", "-t", identifier], { stdio: ["pipe", "ignore", "inherit"] })
@@ -163,13 +163,13 @@ const writeSteady = async (
   const stepMillis = options.stepMillis ?? 100
   const batch = Math.max(1, Math.round((perSecond * stepMillis) / 1000))
   const steps = Math.round((seconds * 1000) / stepMillis)
-  const tailSteps = options.then === undefined ? 0 : Math.round((options.then.seconds * 1000) / stepMillis)
+  const tailSteps = options.after === undefined ? 0 : Math.round((options.after.seconds * 1000) / stepMillis)
   const first = options.first ?? 0
   const started = Date.now()
   let n = first
   let tail = 0
   for (let i = 0; i < steps + tailSteps; i++) {
-    const to = i < steps ? port : options.then!.port
+    const to = i < steps ? port : options.after!.port
     let text = ""
     for (let j = 0; j < batch; j++) text += `${line(i < steps ? n + j : tail + j, to)}\n`
     if (i < steps) n += batch
@@ -339,7 +339,7 @@ const main = async () => {
     // then 1 s more to another port, not measured: when a writer stops, journald's last wake-up of
     // its followers comes late (400-500 ms, where it is ~250-300 ms while entries keep coming), and
     // a steady stream has no last entry
-    const written = await writeSteady(1_000, latencySeconds, latencyPort, { stepMillis: 10, then: { seconds: 1, port: latencyTailPort } })
+    const written = await writeSteady(1_000, latencySeconds, latencyPort, { stepMillis: 10, after: { seconds: 1, port: latencyTailPort } })
     await poll("every latency-phase line", () => count(latencyPort) >= written, 60_000, 20)
     const latencyCpu = { client: cpuSeconds(client.pid) - latencyCpu0.client, server: cpuSeconds(server.pid) - latencyCpu0.server }
     const sorted = latencies.toSorted((a, b) => a - b)

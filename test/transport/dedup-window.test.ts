@@ -1,7 +1,8 @@
 /**
  * DedupWindow against a plain model (arrays and a Map): the same answers for any sequence of
- * add / has / remove, with few ids (repeats, removals of absent ids) and with many (evictions,
- * the table growing, probe runs wrapping around).
+ * add / has / remove, with few ids (repeats, removals of absent ids), with many (evictions, the
+ * table growing, probe runs wrapping around), and with ids of any code units and lengths over
+ * many hosts (the least recently active one forgotten first).
  */
 import { describe, expect, it } from "@effect/vitest"
 import fc from "fast-check"
@@ -147,6 +148,26 @@ describe("DedupWindow", () => {
         }
       ),
       { numRuns: 150 }
+    )
+  })
+
+  it("answers as the model for ids of any code units and lengths, many hosts", () => {
+    // code units of one byte (ASCII, Latin-1 up to ÿ) and two (Ā = 0x100, €, 中, ł, a surrogate pair, 0x41xx beside "A")
+    const unit = fc.constantFrom("a", "b", "0", "9", "\u0000", "é", "ÿ", "\u0100", "€", "中", "ł", "😀", "\u4141", "\u0141")
+    const short = fc.array(unit, { minLength: 1, maxLength: 5 }).map((a) => a.join(""))
+    // ids alike in their low bytes, one byte per code unit or two
+    const alike = fc.constantFrom("A", "AA", "\u4141", "\u0141", "\u4141\u4141", "\u0141\u4141", "A\u0141", "ÿ", "\u01ff", "\uff00")
+    // long ids sharing a prefix and their length, differing at the end
+    const long = fc.tuple(fc.constantFrom("x", "é", "中"), fc.integer({ min: 40, max: 700 }), short).map(([c, n, end]) => c.repeat(n) + end)
+    const op = fc.tuple(
+      fc.constantFrom("add" as const, "add" as const, "add" as const, "has" as const, "remove" as const),
+      fc.constantFrom("h1", "h1", "h2", "h3", "h4", "h5", "h6", "é-host"),
+      fc.oneof({ weight: 4, arbitrary: short }, { weight: 3, arbitrary: alike }, { weight: 1, arbitrary: long }, { weight: 1, arbitrary: fc.constant("") })
+    )
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 1, max: 6 }), fc.array(op, { maxLength: 400 }), (perHost, maxHosts, ops) =>
+        run(perHost, maxHosts, ops)),
+      { numRuns: 400 }
     )
   })
 
