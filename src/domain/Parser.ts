@@ -1017,6 +1017,9 @@ class Key {
 const keyId = new Key(" ID=")
 const keyUrgp = new Key(" URGP=")
 const keySeq = new Key(" SEQ=")
+/** ` PROTO=TCP` and ` PROTO=UDP` with the space after them (where the next key starts). */
+const keyProtoTcp = new Key(" PROTO=TCP ")
+const keyProtoUdp = new Key(" PROTO=UDP ")
 
 /** Whether `b[i..n)` (also in `v`, see `viewOf`) starts with `key`; then the value starts at `i + key.length`. */
 const keyAt = (v: DataView, i: number, n: number, key: Key): boolean => {
@@ -1040,8 +1043,8 @@ const valueEnd = (b: Uint8Array, i: number, n: number): number => {
 // value's end found 4 codes at a time (the sentinel zeros after the line's codes end the last
 // one), numbers read as decimals on the way. What they find goes into `places` (the value of field
 // slot `f` at `places[2f]..places[2f+1]` of the codes; the decimal it reads as, `decimalAt`'s
-// answer when it has at most 9 digits (an int32), else -1, in `numbers[f]` for the fields read as
-// numbers) and `shape` (the rest), valid until the next line. One small loop instead of a call per
+// answer when it has at most 9 digits (an int32) and no leading zero (so it is `String(value)`),
+// else -1, in `numbers[f]` for the fields read as numbers) and `shape` (the rest), valid until the next line. One small loop instead of a call per
 // key: V8 inlines it whole.
 
 // Field slots: the outer packet's head and tail, then the quoted packet's (`readInner`).
@@ -1142,7 +1145,8 @@ const headFields = template([
 const v4Fields = template([[" TOS=", V_TEXT], [" PREC=", V_TEXT], [" TTL=", V_DECIMAL], [" ID=", V_DECIMAL]])
 const v6Fields = template([[" TC=", V_TEXT], [" HOPLIMIT=", V_DECIMAL], [" FLOWLBL=", V_TEXT]])
 const protoFields = template([[" PROTO=", V_TEXT]])
-const tcpFields = template([[" SPT=", V_DECIMAL], [" DPT=", V_DECIMAL], [" WINDOW=", V_DECIMAL], [" RES=", V_TEXT]])
+const tcpFields = template([[" SPT=", V_DECIMAL], [" DPT=", V_DECIMAL], [" WINDOW=", V_DECIMAL]])
+const resFields = template([[" RES=", V_TEXT]])
 const udpFields = template([[" SPT=", V_DECIMAL], [" DPT=", V_DECIMAL], [" LEN=", V_DECIMAL]])
 const portFields = template([[" SPT=", V_DECIMAL], [" DPT=", V_DECIMAL]])
 const sequenceFields = template([[" SEQ=", V_DECIMAL], [" ACK=", V_DECIMAL]])
@@ -1164,21 +1168,24 @@ const readValue = (b: Uint8Array, v: DataView, from: number, n: number, slot: nu
   // below it: the lowest flag is exact)
   let i = from
   let m = 0
+  let x = 0
   for (;;) {
-    const x = v.getInt32(i, true)
+    x = v.getInt32(i, true)
     const y = x ^ 0x7f7f7f7f
     m = ((((x - 0x21212121) | 0) & ~x) | x | (((y - 0x01010101) | 0) & ~y)) & 0x80808080
     if (m !== 0) break
     i += 4
   }
-  i += (31 - Math.clz32(m & -m)) >> 3
-  if (i !== n && b[i] !== 32) return -1
+  const flag = 31 - Math.clz32(m & -m) // (bit 7 of the code that ends the value)
+  i += flag >> 3
+  // that code from the word in hand: a space, or the end of the line (where the codes are zeros)
+  if (((x >>> (flag - 7)) & 0xff) !== 32 && i !== n) return -1
   places[2 * slot] = from
   places[2 * slot + 1] = i
   if (decimal) {
-    // (10 to 15 digits, which no usual line has, go the general way: -1)
+    // (10 to 15 digits or a leading zero, which the kernel's %u never prints, go the general way: -1)
     let value = -1
-    if (i > from && i - from <= 9) {
+    if (i > from && i - from <= 9 && (b[from] !== 48 || i - from === 1)) {
       value = 0
       for (let k = from; k < i; k++) {
         const digit = b[k]! - 48
@@ -1298,9 +1305,12 @@ const macSlotOf = (text: string, b: Uint8Array, v: DataView, from: number): numb
 /** `text[from..to)` of slot `slot` (see `places`). */
 const placeText = (text: string, slot: number): string => textOf(text, places[2 * slot]!, places[2 * slot + 1]!)
 
-/** `decimalText` of slot `slot`, a decimal field. */
-const placeDecimal = (text: string, b: Uint8Array, slot: number): string =>
-  decimalText(text, b, places[2 * slot]!, places[2 * slot + 1]!, numbers[slot]!)
+/** `decimalText` of slot `slot`, a decimal field (small: V8 inlines it at most call sites). */
+const placeDecimal = (text: string, slot: number): string => {
+  const v = numbers[slot]!
+  // (`numbers` holds no value with a leading zero: the text is exactly String(v))
+  return v >= 0 && v < 1024 ? smallDecimals[v]! : placeText(text, slot)
+}
 
 /** `decimalAt` of slot `slot`, a decimal field (`numbers` holds only those of up to 9 digits). */
 const placeNumber = (b: Uint8Array, slot: number): number =>
@@ -1344,16 +1354,16 @@ const applyHead = (scan: Scan, b: Uint8Array, v: DataView): void => {
   const dst = placeText(text, F_DST)
   p.dst = placeIp(dst, text, b, v, F_DST)
   p.ipLength = placeNumber(b, F_LEN)
-  const len = placeDecimal(text, b, F_LEN)
+  const len = placeDecimal(text, F_LEN)
   if (shape.v4) {
     const tos = placeHexByte(text, b, F_A)
     const prec = placeHexByte(text, b, F_B)
     p.tos = tos
     p.prec = prec
     p.ttl = placeNumber(b, F_C)
-    const ttl = placeDecimal(text, b, F_C)
+    const ttl = placeDecimal(text, F_C)
     p.ipId = placeNumber(b, F_D)
-    const id = placeDecimal(text, b, F_D)
+    const id = placeDecimal(text, F_D)
     scan.seenLow |= headV4Seen
     if (mac === undefined) {
       scan.fields = { IN: inIface, OUT: outIface, SRC: src, DST: dst, LEN: len, TOS: tos, PREC: prec, TTL: ttl, ID: id }
@@ -1369,7 +1379,7 @@ const applyHead = (scan: Scan, b: Uint8Array, v: DataView): void => {
     const tc = decimalText(text, b, tcFrom, tcTo, decimalAt(b, tcFrom, tcTo))
     p.tc = tc
     p.ttl = placeNumber(b, F_B)
-    const hoplimit = placeDecimal(text, b, F_B)
+    const hoplimit = placeDecimal(text, F_B)
     const flowLabel = placeText(text, F_C)
     p.flowLabel = flowLabel
     p.version = 6
@@ -1388,7 +1398,9 @@ const applyHead = (scan: Scan, b: Uint8Array, v: DataView): void => {
 
 // The usual rest of a line after the head: `[DF] PROTO=TCP SPT= DPT= WINDOW= RES= <flags> URGP=`
 // or `[DF] PROTO=UDP SPT= DPT= LEN=`, to the end of the line. Anything else (TCP sequence numbers
-// or options, UID=, another protocol, a tab, ...) is left to the token loop.
+// or options, UID=, another protocol, a tab, ...) is left to the token loop. ` PROTO=TCP ` and
+// ` PROTO=UDP `, and most drops' ` RES=0x00 SYN URGP=0`, are compared whole, values included (no
+// value to scan).
 
 /** `b[i..n)` is nothing or a single space: the end of the line. */
 const atLineEnd = (b: Uint8Array, i: number, n: number): boolean => i === n || (i + 1 === n && b[i] === 32)
@@ -1426,6 +1438,14 @@ const protoOf = (b: Uint8Array, slot: number): number => {
 
 /** ` SYN` as a little-endian word. */
 const wordSyn = 0x20 | (83 << 8) | (89 << 16) | (78 << 24)
+
+/** ` RES=0x00 SYN URGP=0` as 5 little-endian words. */
+const synEnd = Int32Array.from({ length: 5 }, (_, k) => new Key(" RES=0x00 SYN URGP=0".slice(4 * k, 4 * k + 4)).first)
+
+/** Whether `b[i..n)` (also in `v`) starts with ` RES=0x00 SYN URGP=0` (the caller checks what follows). */
+const synEndAt = (v: DataView, i: number, n: number): boolean =>
+  i + 20 <= n && v.getInt32(i, true) === synEnd[0] && v.getInt32(i + 4, true) === synEnd[1] &&
+  v.getInt32(i + 8, true) === synEnd[2] && v.getInt32(i + 12, true) === synEnd[3] && v.getInt32(i + 16, true) === synEnd[4]
 
 /** The flags `readTcpFlags` read last. */
 let tcpFlagsRead = 0
@@ -1467,16 +1487,37 @@ const readTail = (b: Uint8Array, v: DataView, from: number, n: number): number =
   let i = from
   const df = dfAt(b, i, n)
   if (df) i += 3
-  i = readFields(b, v, i, n, protoFields, F_PROTO)
-  if (i < 0) return TAIL_NONE
-  const proto = protoOf(b, F_PROTO)
+  let proto = P_TCP
+  // the usual protocols as one key with their value: no value to scan, no `protoOf`
+  if (keyAt(v, i, n, keyProtoTcp)) i += keyProtoTcp.length - 1
+  else if (keyAt(v, i, n, keyProtoUdp)) {
+    proto = P_UDP
+    i += keyProtoUdp.length - 1
+  } else {
+    i = readFields(b, v, i, n, protoFields, F_PROTO)
+    if (i < 0) return TAIL_NONE
+    proto = protoOf(b, F_PROTO)
+  }
   if (proto === P_TCP) {
     i = readFields(b, v, i, n, tcpFields, F_SPT)
     if (i < 0) return TAIL_NONE
-    i = readTcpFlags(b, v, i, n)
-    if (i < 0) return TAIL_NONE
-    i = readFields(b, v, i, n, urgpFields, F_URGP)
-    shape.tcpFlags = tcpFlagsRead
+    if (synEndAt(v, i, n)) {
+      // most drops' flags, ` RES=0x00 SYN URGP=0`, compared as 5 words (`readTcpFlags` not needed)
+      places[2 * F_RES] = i + 5
+      places[2 * F_RES + 1] = i + 9
+      places[2 * F_URGP] = i + 19
+      places[2 * F_URGP + 1] = i + 20
+      numbers[F_URGP] = 0
+      shape.tcpFlags = TCP_SYN
+      i += 20
+    } else {
+      i = readFields(b, v, i, n, resFields, F_RES)
+      if (i < 0) return TAIL_NONE
+      i = readTcpFlags(b, v, i, n)
+      if (i < 0) return TAIL_NONE
+      i = readFields(b, v, i, n, urgpFields, F_URGP)
+      shape.tcpFlags = tcpFlagsRead
+    }
   } else if (proto === P_UDP) i = readFields(b, v, i, n, udpFields, F_SPT)
   else if (proto === P_ICMP || proto === P_ICMPV6) return readIcmpTail(b, v, df, proto === P_ICMPV6, i, n)
   else return TAIL_NONE
@@ -1689,18 +1730,20 @@ const fastEvent = (text: string, b: Uint8Array, v: DataView, action: Action, con
     }
   }
   const src = placeText(text, F_SRC)
-  const srcV6 = colonIn(v, places[2 * F_SRC]!, places[2 * F_SRC + 1]!)
+  // one pass over `SRC=... DST=...` for both (on most lines neither has a colon)
+  const v6 = colonIn(v, places[2 * F_SRC]!, places[2 * F_DST + 1]!)
+  const srcV6 = v6 && colonIn(v, places[2 * F_SRC]!, places[2 * F_SRC + 1]!)
   const srcIp = srcV6 ? ipv6Of(src, text, b, places[2 * F_SRC]!, places[2 * F_SRC + 1]!) : src
   const dst = placeText(text, F_DST)
-  const dstIp = placeIp(dst, text, b, v, F_DST)
-  const len = placeDecimal(text, b, F_LEN)
-  const sptText = placeDecimal(text, b, F_SPT)
-  const dptText = placeDecimal(text, b, F_DPT)
+  const dstIp = v6 ? placeIp(dst, text, b, v, F_DST) : dst
+  const len = placeDecimal(text, F_LEN)
+  const sptText = placeDecimal(text, F_SPT)
+  const dptText = placeDecimal(text, F_DPT)
   const protocol = tcp ? "TCP" : "UDP"
   const bits = s.tcpFlags
   const res = tcp ? placeHexByte(text, b, F_RES) : ""
-  const windowText = tcp ? placeDecimal(text, b, F_T) : ""
-  const urgpText = tcp ? placeDecimal(text, b, F_URGP) : ""
+  const windowText = tcp ? placeDecimal(text, F_T) : ""
+  const urgpText = tcp ? placeDecimal(text, F_URGP) : ""
 
   // The wire map. The commonest lines (IPv4 with a MAC header: UDP, or TCP with SYN alone) get it
   // whole as one literal (one allocation, no property added); the others the head's keys as one,
@@ -1711,8 +1754,8 @@ const fastEvent = (text: string, b: Uint8Array, v: DataView, action: Action, con
   if (v4) {
     const tos = placeHexByte(text, b, F_A)
     const prec = placeHexByte(text, b, F_B)
-    const ttlText = placeDecimal(text, b, F_C)
-    const idText = placeDecimal(text, b, F_D)
+    const ttlText = placeDecimal(text, F_C)
+    const idText = placeDecimal(text, F_D)
     const version = srcV6 ? 6 : 4
     ip = df
       ? { version, length, ttl, tos, precedence: prec, id: ipId, flags: ["DF"] }
@@ -1749,7 +1792,7 @@ const fastEvent = (text: string, b: Uint8Array, v: DataView, action: Action, con
     }
   } else {
     const tc = decimalText(text, b, places[2 * F_A]!, places[2 * F_A + 1]!, decimalAt(b, places[2 * F_A]!, places[2 * F_A + 1]!))
-    const hoplimit = placeDecimal(text, b, F_B)
+    const hoplimit = placeDecimal(text, F_B)
     const flowLabel = placeText(text, F_C)
     ip = df
       ? { version: 6, length, ttl, flags: ["DF"], trafficClass: tc, flowLabel }
@@ -1850,10 +1893,10 @@ const icmpEvent = (text: string, b: Uint8Array, v: DataView, action: Action, con
   const srcIp = srcV6 ? ipv6Of(src, text, b, places[2 * F_SRC]!, places[2 * F_SRC + 1]!) : src
   const dst = placeText(text, F_DST)
   const dstIp = placeIp(dst, text, b, v, F_DST)
-  const len = placeDecimal(text, b, F_LEN)
+  const len = placeDecimal(text, F_LEN)
   const protocol = s.icmpV6 ? "ICMPv6" : "ICMP"
-  const typeText = placeDecimal(text, b, F_TYPE)
-  const codeText = placeDecimal(text, b, F_CODE)
+  const typeText = placeDecimal(text, F_TYPE)
+  const codeText = placeDecimal(text, F_CODE)
 
   // the wire map: the head's keys as one literal, then the tail's, each at its own store site (an
   // echo's ID= is the wire map's second ID after an IPv4 header: the first, the header's, stays)
@@ -1862,8 +1905,8 @@ const icmpEvent = (text: string, b: Uint8Array, v: DataView, action: Action, con
   if (v4) {
     const tos = placeHexByte(text, b, F_A)
     const prec = placeHexByte(text, b, F_B)
-    const ttlText = placeDecimal(text, b, F_C)
-    const idText = placeDecimal(text, b, F_D)
+    const ttlText = placeDecimal(text, F_C)
+    const idText = placeDecimal(text, F_D)
     const version = srcV6 ? 6 : 4
     ip = df
       ? { version, length, ttl, tos, precedence: prec, id: ipId, flags: ["DF"] }
@@ -1873,7 +1916,7 @@ const icmpEvent = (text: string, b: Uint8Array, v: DataView, action: Action, con
       : { IN: inIface, OUT: outIface, MAC: raw, SRC: src, DST: dst, LEN: len, TOS: tos, PREC: prec, TTL: ttlText, ID: idText }
   } else {
     const tc = decimalText(text, b, places[2 * F_A]!, places[2 * F_A + 1]!, decimalAt(b, places[2 * F_A]!, places[2 * F_A + 1]!))
-    const hoplimit = placeDecimal(text, b, F_B)
+    const hoplimit = placeDecimal(text, F_B)
     const flowLabel = placeText(text, F_C)
     ip = df
       ? { version: 6, length, ttl, flags: ["DF"], trafficClass: tc, flowLabel }
@@ -1891,11 +1934,11 @@ const icmpEvent = (text: string, b: Uint8Array, v: DataView, action: Action, con
   fields.CODE = codeText
   let icmp: IcmpHeader
   if (echo) {
-    if (!v4) fields.ID = placeDecimal(text, b, F_ECHO_ID)
-    fields.SEQ = placeDecimal(text, b, F_ECHO_SEQ)
+    if (!v4) fields.ID = placeDecimal(text, F_ECHO_ID)
+    fields.SEQ = placeDecimal(text, F_ECHO_SEQ)
     icmp = { type, code, id: echoId, seq }
   } else if (hasMtu) {
-    fields.MTU = placeDecimal(text, b, F_MTU)
+    fields.MTU = placeDecimal(text, F_MTU)
     icmp = { type, code, mtu }
   } else icmp = { type, code }
   fields.ACTION = action
@@ -2156,9 +2199,8 @@ const assemble = (line: Packet, action: Action, context: LineContext, fields: Re
 
 // ---------------------------------------------------------------------------------------------
 
-/** Parses `text[from..]`, the KEY=VALUE part after the prefix. */
-const parseFrom = (text: string, from: number, action: Action, context: LineContext): ParseResult => {
-  const b = codesOf(text)
+/** Parses `text[from..]`, the KEY=VALUE part after the prefix; `b` is `codesOf(text)`. */
+const parseFrom = (text: string, b: Uint8Array, from: number, action: Action, context: LineContext): ParseResult => {
   const n = text.length
   const v = viewOf(b)
   const headEnd = readHead(b, v, from, n)
@@ -2189,7 +2231,7 @@ const parseFrom = (text: string, from: number, action: Action, context: LineCont
 /** The KEY=VALUE part (after the prefix) of a line already classified. Never throws. */
 export const parseBody = (body: string, action: Action, context: LineContext): ParseResult => {
   try {
-    return parseFrom(body, 0, action, context)
+    return parseFrom(body, codesOf(body), 0, action, context)
   } catch (cause) {
     return { _tag: "Malformed", reason: `parser error: ${String(cause)}` }
   }
@@ -2206,26 +2248,110 @@ const startsWithAny = (message: string, prefixes: ReadonlyArray<string>): number
   return -1
 }
 
+/** Whether a prefix of `prefixes` is empty or starts with the code `first`. */
+const firstOfAny = (first: number, prefixes: ReadonlyArray<string>): boolean => {
+  for (let i = 0; i < prefixes.length; i++) {
+    const prefix = prefixes[i]!
+    if (prefix.length === 0 || prefix.charCodeAt(0) === first) return true
+  }
+  return false
+}
+
+// A line that may have a prefix is encoded first (the parse needs its codes anyway), and the
+// prefixes are compared with its codes as words, like keys (`Key`), instead of a `lastIndexOf`
+// per prefix on the string (a builtin call that costs more than the words).
+
+/**
+ * A prefix list as codes: per prefix its length and how many words follow (-1: compared as a
+ * string: under 4 characters or not ASCII), then its codes as little-endian words, every 4 and the
+ * last 4; made again when the list's strings are not `texts`.
+ */
+class PrefixWords {
+  texts: ReadonlyArray<string> = []
+  words: Int32Array = new Int32Array(0)
+}
+const dropWords = new PrefixWords()
+const acceptWords = new PrefixWords()
+
+const makeWords = (cache: PrefixWords, prefixes: ReadonlyArray<string>): void => {
+  const words: Array<number> = []
+  for (const prefix of prefixes) {
+    const length = prefix.length
+    // (a code over 0x7f would stand for many characters in the codes, see `codesOf`)
+    if (length < 4 || Array.from(prefix).some((c) => c.charCodeAt(0) > 0x7f)) {
+      words.push(length, -1)
+      continue
+    }
+    const count = Math.ceil(length / 4)
+    words.push(length, count)
+    for (let k = 0; k < count; k++) words.push(new Key(prefix.slice(Math.min(4 * k, length - 4))).first)
+  }
+  cache.texts = [...prefixes]
+  cache.words = Int32Array.from(words)
+}
+
+/** `startsWithAny` of `message`, whose codes (then zeros) are in `v` (see `codesOf`). */
+const prefixIn = (cache: PrefixWords, prefixes: ReadonlyArray<string>, message: string, v: DataView): number => {
+  const n = message.length
+  for (let p = 0, k = 0; p < prefixes.length; p++) {
+    // (a list longer than `texts` meets an undefined here)
+    if (prefixes[p] !== cache.texts[p]) {
+      makeWords(cache, prefixes)
+      return prefixIn(cache, prefixes, message, v)
+    }
+    const words = cache.words
+    const length = words[k]!
+    const count = words[k + 1]!
+    k += 2
+    if (count < 0) {
+      if (message.startsWith(prefixes[p]!)) return length
+      continue
+    }
+    let j = 0
+    if (length <= n) while (j < count && v.getInt32(Math.min(4 * j, length - 4), true) === words[k + j]) j++
+    if (j === count) return length
+    k += count
+  }
+  return -1
+}
+
 /** classify + parse one journal MESSAGE. Never throws. */
 export const parseLine = (message: string, prefixes: Prefixes, context: LineContext): ParseResult => {
-  if (message.length === 0) return { _tag: "Skipped", reason: "empty message" }
-  // classify without slicing: the body is parsed in place after the prefix
-  let action: Action = "drop"
-  let from = startsWithAny(message, prefixes.drop)
-  if (from < 0) {
-    action = "accept"
-    from = startsWithAny(message, prefixes.accept)
-    if (from < 0) return { _tag: "Skipped", reason: "no drop or accept prefix" }
+  const n = message.length
+  if (n === 0) return { _tag: "Skipped", reason: "empty message" }
+  // a line no prefix starts like is not ours (most other kernel lines: no encoding, no comparison)
+  const first = message.charCodeAt(0)
+  if (!firstOfAny(first, prefixes.drop) && !firstOfAny(first, prefixes.accept)) {
+    return { _tag: "Skipped", reason: "no drop or accept prefix" }
   }
-  if (message.length > maxLineLength) {
-    return { _tag: "Malformed", reason: `line too long (${message.length} characters, limit ${maxLineLength})` }
-  }
+  if (n > maxLineLength) return longLine(message, prefixes)
   try {
-    return parseFrom(message, from, action, context)
+    return parseEncoded(message, codesOf(message), prefixes, context)
   } catch (cause) {
     // not expected; the contract is "never throws", so a parser bug becomes a reported line
     return { _tag: "Malformed", reason: `parser error: ${String(cause)}` }
   }
+}
+
+/** `parseLine` of a line whose codes are in `b` (the shared buffer). */
+const parseEncoded = (message: string, b: Uint8Array, prefixes: Prefixes, context: LineContext): ParseResult => {
+  // classify without slicing: the body is parsed in place after the prefix
+  let action: Action = "drop"
+  let from = prefixIn(dropWords, prefixes.drop, message, codeBufferView)
+  if (from < 0) {
+    action = "accept"
+    from = prefixIn(acceptWords, prefixes.accept, message, codeBufferView)
+    if (from < 0) return { _tag: "Skipped", reason: "no drop or accept prefix" }
+  }
+  return parseFrom(message, b, from, action, context)
+}
+
+/** `parseLine` of a line over `maxLineLength` (not encoded: the prefixes compared as strings). */
+const longLine = (message: string, prefixes: Prefixes): ParseResult => {
+  if (startsWithAny(message, prefixes.drop) < 0 && startsWithAny(message, prefixes.accept) < 0) {
+    return { _tag: "Skipped", reason: "no drop or accept prefix" }
+  }
+  return { _tag: "Malformed", reason: `line too long (${message.length} characters, limit ${maxLineLength})` }
 }
 
 // ---------------------------------------------------------------------------------------------
