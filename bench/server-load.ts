@@ -51,6 +51,7 @@ import * as grpc from "@grpc/grpc-js"
 import { Effect } from "effect"
 import { makeCertSet, writeCertSet } from "../src/transport/Certs.ts"
 import { DropBatchWriter } from "../src/transport/DropEncoder.ts"
+import { BatchAck } from "../src/transport/generated/droptailer.ts"
 import { wireTimestamp } from "../src/transport/WireDrop.ts"
 import { type Cluster, clusterEnv, startCluster } from "../test/support/e2e.ts"
 
@@ -301,15 +302,18 @@ const startServer = (v: Variant, certs: string, cluster: Cluster | undefined): P
 // ---- a run ----
 
 const identity = (b: Buffer): Buffer => b
-const ignore = (): undefined => undefined
 let nextId = 0
 
+/** One PushBatch; fails unless the server accepted every event (a refused or de-duplicated one would make the CPU per event meaningless). */
 const call = (server: Server, request: Request): Promise<void> =>
   new Promise((done, fail) => {
     renumber(request, nextId)
     nextId += request.idAt.length
-    server.client.makeUnaryRequest("/proto.Droptailer/PushBatch", identity, ignore, request.bytes, (error) =>
-      error ? fail(error) : done())
+    server.client.makeUnaryRequest("/proto.Droptailer/PushBatch", identity, BatchAck.decode, request.bytes, (error, ack) => {
+      if (error) fail(error)
+      else if (ack?.accepted !== request.idAt.length) fail(new Error(`the server accepted ${ack?.accepted} of ${request.idAt.length} events`))
+      else done()
+    })
   })
 
 /** Sends `events` in calls of `size` (paced at `rate` events/s, or as fast as acknowledged), up to `inFlight` at once. */
