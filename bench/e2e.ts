@@ -342,6 +342,8 @@ const main = async () => {
     const written = await writeSteady(1_000, latencySeconds, latencyPort, { stepMillis: 10, after: { seconds: 1, port: latencyTailPort } })
     await poll("every latency-phase line", () => count(latencyPort) >= written, 60_000, 20)
     const latencyCpu = { client: cpuSeconds(client.pid) - latencyCpu0.client, server: cpuSeconds(server.pid) - latencyCpu0.server }
+    /** The CPU above covers the measured seconds and the one after them. */
+    const writtenSeconds = latencySeconds + 1
     const sorted = latencies.toSorted((a, b) => a - b)
 
     const e2eRate = rate(total, e2eSeconds)
@@ -383,8 +385,8 @@ const main = async () => {
     console.log(
       `latency at 1,000 events/s (10 every 10 ms) for ${latencySeconds} s, then 1 s more not measured (${sorted.length} lines; journal realtime → server stdout): ` +
         `p50 ${(percentile(sorted, 50) / 1000).toFixed(0)} ms, p99 ${(percentile(sorted, 99) / 1000).toFixed(0)} ms, ` +
-        `max ${(sorted[sorted.length - 1]! / 1000).toFixed(0)} ms; CPU at 1k/s: client ${(latencyCpu.client / latencySeconds * 100).toFixed(1)}%, ` +
-        `server ${(latencyCpu.server / latencySeconds * 100).toFixed(1)}% of a core`
+        `max ${(sorted[sorted.length - 1]! / 1000).toFixed(0)} ms; CPU at 1k/s: client ${(latencyCpu.client / writtenSeconds * 100).toFixed(1)}%, ` +
+        `server ${(latencyCpu.server / writtenSeconds * 100).toFixed(1)}% of a core`
     )
     console.log(
       "JSON " + JSON.stringify({
