@@ -8,7 +8,7 @@ import type { DropEvent } from "../domain/DropEvent.ts"
 import { Enricher } from "../k8s/Enricher.ts"
 import { EventsSink } from "../k8s/EventsSink.ts"
 import { counterSeries } from "../k8s/metrics.ts"
-import { BoundedLabel } from "../transport/metrics.ts"
+import { BoundedLabel, type SeriesCount } from "../transport/metrics.ts"
 import { IngestHandler } from "./IngestHandler.ts"
 
 export const serverEventsByNamespace = Metric.counter("droptailer_server_events_by_namespace_total", {
@@ -20,22 +20,16 @@ export const serverEventsByNamespace = Metric.counter("droptailer_server_events_
 const srcNamespaces = new BoundedLabel(100)
 const dstNamespaces = new BoundedLabel(100)
 
-/** A series and its count in the batch being counted. */
-interface NamespaceCount {
-  readonly series: Metric.Metric<number, unknown>
-  n: number
-}
-
 /**
  * The count of each (action, src namespace, dst namespace) as the events hold them (undefined:
  * none), found with a Map lookup per string instead of a key built (and hashed) per event. A cache
  * of the series (each a counter of its own, see counterSeries): it starts over beyond `maxCounts`.
  */
-const counts = new Map<string, Map<string | undefined, Map<string | undefined, NamespaceCount>>>()
+const counts = new Map<string, Map<string | undefined, Map<string | undefined, SeriesCount>>>()
 let countsSize = 0
 const maxCounts = 10_000
 
-const countOf = (action: string, srcRaw: string | undefined, dstRaw: string | undefined): NamespaceCount => {
+const countOf = (action: string, srcRaw: string | undefined, dstRaw: string | undefined): SeriesCount => {
   let bySrc = counts.get(action)
   if (bySrc === undefined) {
     bySrc = new Map()
@@ -63,8 +57,8 @@ const countByNamespace = (events: ReadonlyArray<DropEvent>): Effect.Effect<void>
     counts.clear()
     countsSize = 0
   }
-  const touched: Array<NamespaceCount> = []
-  let last: NamespaceCount | undefined
+  const touched: Array<SeriesCount> = []
+  let last: SeriesCount | undefined
   let lastAction = ""
   let lastSrc: string | undefined
   let lastDst: string | undefined
